@@ -1,0 +1,171 @@
+// bench: the seed workloads through mpiproc and through hand-written raw MPI in the same run, per
+// schedule, printing both times and the ratio mpiproc / raw. A benchmark, not a test: it asserts
+// no timing, only that both ways compute the same answer.
+#include <app.hpp>
+#include <workloads.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+// ---- Raw MPI: what a user writes by hand for each schedule ---------------------------------------
+
+/// Sum of f(i) over [first, last), split as `kind` says, on every rank. Plain MPI calls only.
+template <class F>
+std::int64_t raw_sum(MPI_Comm comm, std::int64_t first, std::int64_t last, const std::string& kind, F f) {
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &ranks);
+  const std::int64_t n = last - first;
+  std::int64_t local = 0;
+  if (kind == "block" || ((kind == "dynamic" || kind == "guided") && ranks == 1)) {
+    const std::int64_t base = n / ranks, extra = n % ranks;
+    const std::int64_t lo = first + rank * base + std::min<std::int64_t>(rank, extra);
+    const std::int64_t hi = lo + base + (rank < extra ? 1 : 0);
+    for (std::int64_t i = lo; i < hi; ++i) local += f(i);
+  } else if (kind == "cyclic") {
+    for (std::int64_t i = first + rank; i < last; i += ranks) local += f(i);
+  } else {
+    // A shared counter on rank 0 hands out chunk numbers; every rank works.
+    std::vector<std::int64_t> bounds{0};
+    if (kind == "dynamic") {
+      const std::int64_t chunk = std::max<std::int64_t>(1, n / (ranks * 32));
+      for (std::int64_t b = chunk; b < n; b += chunk) bounds.push_back(b);
+    } else {
+      for (std::int64_t done = 0; done < n;) {
+        const std::int64_t left = n - done;
+        done += std::min(left, std::max<std::int64_t>(1, (left + 2 * ranks - 1) / (2 * ranks)));
+        bounds.push_back(done);
+      }
+      bounds.pop_back();
+    }
+    bounds.push_back(n);
+    const std::int64_t chunks = static_cast<std::int64_t>(bounds.size()) - 1;
+    std::int64_t* counter = nullptr;
+    MPI_Win win;
+    MPI_Win_allocate(rank == 0 ? sizeof(std::int64_t) : 0, sizeof(std::int64_t), MPI_INFO_NULL, comm, &counter, &win);
+    if (rank == 0) *counter = 0;
+    MPI_Barrier(comm);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
+    const std::int64_t one = 1;
+    for (;;) {
+      std::int64_t k = 0;
+      MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, 0, MPI_SUM, win);
+      MPI_Win_flush(0, win);
+      if (k >= chunks) break;
+      for (std::int64_t i = first + bounds[k]; i < first + bounds[k + 1]; ++i) local += f(i);
+    }
+    MPI_Win_unlock_all(win);
+    MPI_Win_free(&win);
+  }
+  std::int64_t total = 0;
+  MPI_Allreduce(&local, &total, 1, MPI_INT64_T, MPI_SUM, comm);
+  return total;
+}
+
+// ---- The comparison ------------------------------------------------------------------------------
+
+struct row {
+  std::string workload, schedule;
+  double raw = 0, lib = 0;
+  bool same = true;
+};
+
+/// Times `trials` alternating runs of the raw and the mpiproc version; keeps the fastest of each,
+/// the figure least disturbed by other load on a shared machine.
+template <class F>
+row compare(const mpiproc::communicator& world, const std::string& name, std::int64_t first, std::int64_t last,
+            const std::string& kind, int trials, F f) {
+  row r{name, kind, std::numeric_limits<double>::max(), std::numeric_limits<double>::max(), true};
+  const mpiproc::range<std::int64_t> items{first, last};
+  const mpiproc::schedule sched = mpiproc::schedule::from_name(kind);
+  for (int t = 0; t < trials; ++t) {
+    MPI_Barrier(world.native());
+    double start = MPI_Wtime();
+    const std::int64_t raw = raw_sum(world.native(), first, last, kind, f);
+    r.raw = std::min(r.raw, MPI_Wtime() - start);
+
+    MPI_Barrier(world.native());
+    start = MPI_Wtime();
+    const std::int64_t lib = mpiproc::map_reduce(world, items, f, std::plus<>{}, sched);
+    r.lib = std::min(r.lib, MPI_Wtime() - start);
+    r.same = r.same && raw == lib;
+  }
+  return r;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  mpiproc::environment env{argc, argv};
+  const auto world = env.world();
+
+  CLI::App cli{"Time the seed workloads through mpiproc and through hand-written raw MPI, per schedule,\n"
+               "and print the ratio mpiproc / raw (1.00 = no overhead).\n"
+               "Example: mpirun -np 4 bench --trials 3",
+               "bench"};
+  std::int64_t primes_n = 10'000'000, sum_last = 50'000'000, fact_max = 12'000;
+  int sum_repeat = 2, trials = 3;
+  std::string workloads_list = "primes,rangesum,factorials", schedules_list = "block,cyclic,dynamic,guided";
+  cli.add_option("--primes", primes_n, "N for primes in [1, N]")->check(CLI::PositiveNumber)->capture_default_str();
+  cli.add_option("--rangesum", sum_last, "rangesum sums [0, this)")->check(CLI::PositiveNumber)->capture_default_str();
+  cli.add_option("--rangesum-repeat", sum_repeat, "rangesum repeats per run (the seed: 2)")->check(CLI::Range(1, 1000))->capture_default_str();
+  cli.add_option("--factorials", fact_max, "K for factorials of [1, K]")->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  cli.add_option("--trials", trials, "Runs of each version; the fastest counts")->check(CLI::Range(1, 100))->capture_default_str();
+  cli.add_option("--workloads", workloads_list, "Comma-separated: primes, rangesum, factorials")
+      ->check([](const std::string& v) {
+        for (const auto& w : split(v))
+          if (w != "primes" && w != "rangesum" && w != "factorials") return "unknown workload '" + w + "'";
+        return std::string();
+      })
+      ->capture_default_str();
+  cli.add_option("--schedules", schedules_list, "Comma-separated: block, cyclic, dynamic, guided")
+      ->check([](const std::string& v) {
+        for (const auto& s : split(v))
+          if (s != "block" && s != "cyclic" && s != "dynamic" && s != "guided") return "unknown schedule '" + s + "'";
+        return std::string();
+      })
+      ->capture_default_str();
+  if (auto code = app::parse(cli, argc, argv, world)) return *code;
+
+  return app::run(world, "bench", [&] {
+    std::vector<row> rows;
+    for (const auto& w : split(workloads_list))
+      for (const auto& s : split(schedules_list)) {
+        if (w == "primes")
+          rows.push_back(compare(world, w, 1, primes_n + 1, s, trials, workloads::prime_or_zero));
+        else if (w == "rangesum")
+          rows.push_back(compare(world, w, 0, sum_last, s, trials, [sum_repeat](std::int64_t i) {
+            // Each item repeated as the seed repeats the whole sum; the loop shape stays one sum.
+            return i * sum_repeat;
+          }));
+        else
+          rows.push_back(compare(world, w, 1, fact_max + 1, s, trials, [](std::int64_t k) {
+            return static_cast<std::int64_t>(workloads::factorial_bits(static_cast<unsigned long>(k)));
+          }));
+        if (world.rank() == 0) {
+          const row& r = rows.back();
+          std::printf("%-11s %-8s raw %9.4f s  mpiproc %9.4f s  ratio %6.3f%s\n", r.workload.c_str(),
+                      r.schedule.c_str(), r.raw, r.lib, r.lib / r.raw, r.same ? "" : "  RESULTS DIFFER");
+          std::fflush(stdout);
+        }
+      }
+    if (world.rank() == 0) std::printf("ranks: %d  trials: %d (fastest of each)\n", world.size(), trials);
+    for (const row& r : rows)
+      if (!r.same) throw std::runtime_error("mpiproc and raw MPI disagree on " + r.workload + "/" + r.schedule);
+  });
+}

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+
+namespace mpiproc {
+
+namespace detail {
+struct communicator_state;
+class chunk_counter;
+}  // namespace detail
+
+/// The ranks an mpiproc operation runs on. Wraps a private duplicate of the caller's
+/// communicator, so mpiproc's messages never mix with the user's own. Copies share the duplicate;
+/// it is freed when the last copy goes.
+class communicator {
+ public:
+  /// Collective over `comm`: duplicates it (MPI_Comm_dup) and sets MPI_ERRORS_RETURN on the duplicate.
+  /// Throws usage_error if MPI is not initialized or `comm` is MPI_COMM_NULL.
+  explicit communicator(MPI_Comm comm = MPI_COMM_WORLD);
+
+  /// This rank's number in [0, size()).
+  int rank() const noexcept;
+  /// The number of ranks.
+  int size() const noexcept;
+  /// The private duplicate, for MPI calls of the caller's own (not the communicator passed in).
+  MPI_Comm native() const noexcept;
+  /// Collective: waits until every rank has called it.
+  void barrier() const;
+
+  /// Internal: the shared counter behind the dynamic and guided schedules (created on first use;
+  /// collective then).
+  detail::chunk_counter& chunk_counter() const;
+
+ private:
+  std::shared_ptr<detail::communicator_state> state_;
+};
+
+}  // namespace mpiproc

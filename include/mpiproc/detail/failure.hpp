@@ -1,0 +1,28 @@
+#pragma once
+
+#include <mpi.h>
+
+#include <exception>
+#include <utility>
+
+namespace mpiproc::detail {
+
+/// Collective: if `local` holds an exception on any rank, throws the same remote_error (naming the
+/// lowest failing rank and its message) on every rank; otherwise returns. One small allreduce when
+/// nothing failed.
+void agree_on_failure(MPI_Comm comm, std::exception_ptr local);
+
+/// Runs this rank's part of a collective operation, then agrees with the other ranks on whether
+/// any part failed, so that an exception on one rank reaches all and nobody waits forever.
+template <class Work>
+void run_collectively(MPI_Comm comm, Work&& work) {
+  std::exception_ptr failure;
+  try {
+    std::forward<Work>(work)();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  agree_on_failure(comm, failure);
+}
+
+}  // namespace mpiproc::detail

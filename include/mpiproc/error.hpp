@@ -1,0 +1,51 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace mpiproc {
+
+/// Root of every exception mpiproc throws.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// An MPI routine returned an error; names the routine and MPI's error string.
+class mpi_error : public error {
+ public:
+  mpi_error(std::string routine, int code);
+  /// The MPI routine that failed, e.g. "MPI_Win_allocate".
+  const std::string& routine() const noexcept { return routine_; }
+  /// MPI's error code.
+  int code() const noexcept { return code_; }
+
+ private:
+  std::string routine_;
+  int code_;
+};
+
+/// Misuse of the API (a reversed range, a chunk size of 0, ...); the message says what to do instead.
+class usage_error : public error {
+ public:
+  using error::error;
+};
+
+/// User code threw on some rank during a collective call; every rank of that call throws this.
+class remote_error : public error {
+ public:
+  remote_error(int rank, std::string message, int failed_ranks);
+  /// The lowest rank whose user code threw.
+  int rank() const noexcept { return rank_; }
+  /// The `what()` of the original exception on that rank.
+  const std::string& message() const noexcept { return message_; }
+  /// How many ranks threw in the same call.
+  int failed_ranks() const noexcept { return failed_ranks_; }
+
+ private:
+  int rank_;
+  std::string message_;
+  int failed_ranks_;
+};
+
+}  // namespace mpiproc

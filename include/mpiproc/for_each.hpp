@@ -1,0 +1,55 @@
+#pragma once
+
+#include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/schedule_loop.hpp>
+#include <mpiproc/detail/transport.hpp>
+#include <mpiproc/range.hpp>
+#include <mpiproc/schedule.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+namespace mpiproc {
+
+/// Collective: calls fn(i) for every i in `r` for its side effects, each i on exactly one rank as
+/// `s` assigns. Returns when every rank is done. If fn throws on any rank, every rank throws
+/// remote_error.
+template <index_type T, std::invocable<T> Fn>
+void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
+  detail::run_collectively(comm.native(), [&] {
+    detail::for_each_owned_chunk(comm, r.size(), s, [&](std::int64_t offset, std::int64_t count) {
+      const T last = r.at_offset(offset + count);
+      for (T i = r.at_offset(offset); i != last; ++i) std::invoke(fn, i);
+    });
+  });
+}
+
+/// Collective: the chunk form of for_each; fn receives the sub-ranges of `r` this rank owns.
+template <index_type T, std::invocable<range<T>> Fn>
+void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
+  detail::run_collectively(comm.native(), [&] {
+    detail::for_each_owned_chunk(comm, r.size(), s, [&](std::int64_t offset, std::int64_t count) {
+      std::invoke(fn, r.subrange(offset, count));
+    });
+  });
+}
+
+/// Collective: calls fn(item) for each item of `items` as given on rank 0 (broadcast first; the
+/// other ranks' vectors are ignored), each item on exactly one rank.
+template <class Item, std::invocable<const Item&> Fn>
+void for_each(const communicator& comm, std::vector<Item> items, Fn fn, schedule s = {}) {
+  detail::broadcast(comm.native(), items, 0);
+  detail::run_collectively(comm.native(), [&] {
+    detail::for_each_owned_chunk(comm, static_cast<std::int64_t>(items.size()), s,
+                                 [&](std::int64_t offset, std::int64_t count) {
+                                   for (std::int64_t i = offset; i != offset + count; ++i)
+                                     std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]);
+                                 });
+  });
+}
+
+}  // namespace mpiproc

@@ -1,0 +1,117 @@
+#pragma once
+
+#include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/schedule_loop.hpp>
+#include <mpiproc/detail/transport.hpp>
+#include <mpiproc/map_reduce.hpp>
+#include <mpiproc/range.hpp>
+#include <mpiproc/schedule.hpp>
+
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace mpiproc {
+
+namespace detail {
+
+/// Collective: at(i) for every position i in [0, n), computed where `s` says, returned in position
+/// order on `root` (or every rank for all_ranks); other ranks get an empty vector.
+template <class At>
+auto map_positions(const communicator& comm, std::int64_t n, At& at, const schedule& s, int root) {
+  using R = std::decay_t<std::invoke_result_t<At&, std::int64_t>>;
+  std::vector<std::int64_t> chunks;  // (offset, count) pairs in the order this rank computed them
+  std::vector<R> results;
+  run_collectively(comm.native(), [&] {
+    for_each_owned_chunk(comm, n, s, [&](std::int64_t offset, std::int64_t count) {
+      chunks.push_back(offset);
+      chunks.push_back(count);
+      for (std::int64_t i = offset; i != offset + count; ++i) results.push_back(std::invoke(at, i));
+    });
+  });
+
+  std::vector<std::int64_t> chunk_counts, result_counts;
+  std::vector<std::int64_t> all_chunks = gather_concat(comm.native(), std::move(chunks), root, chunk_counts);
+  std::vector<R> all_results = gather_concat(comm.native(), std::move(results), root, result_counts);
+  if (root != all_ranks && comm.rank() != root) return std::vector<R>{};
+
+  // Where each chunk's results start in the rank-ordered concatenation.
+  struct piece {
+    std::int64_t offset, count, start;
+  };
+  std::vector<piece> pieces;
+  pieces.reserve(all_chunks.size() / 2);
+  std::int64_t start = 0;
+  bool in_order = true;
+  for (std::size_t k = 0; k + 1 < all_chunks.size(); k += 2) {
+    pieces.push_back({all_chunks[k], all_chunks[k + 1], start});
+    in_order = in_order && all_chunks[k] == start;
+    start += all_chunks[k + 1];
+  }
+  if (in_order) return all_results;  // block schedule: rank order is input order
+
+  std::sort(pieces.begin(), pieces.end(), [](const piece& a, const piece& b) { return a.offset < b.offset; });
+  std::vector<R> ordered;
+  ordered.reserve(static_cast<std::size_t>(n));
+  for (const piece& p : pieces)
+    for (std::int64_t i = p.start; i != p.start + p.count; ++i)
+      ordered.push_back(std::move(all_results[static_cast<std::size_t>(i)]));
+  return ordered;
+}
+
+template <class T, class Fn>
+auto map_range(const communicator& comm, const range<T>& r, Fn& fn, const schedule& s, int root) {
+  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, r.at_offset(i)); };
+  return map_positions(comm, r.size(), at, s, root);
+}
+
+template <class Item, class Fn>
+auto map_items(const communicator& comm, std::vector<Item>& items, Fn& fn, const schedule& s, int source, int root) {
+  broadcast(comm.native(), items, source);
+  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
+  return map_positions(comm, static_cast<std::int64_t>(items.size()), at, s, root);
+}
+
+}  // namespace detail
+
+/// Collective, like Pool.map: fn(i) for every i in `r`, computed where `s` says, returned in input
+/// order on every rank. If fn throws on any rank, every rank throws remote_error.
+template <index_type T, std::invocable<T> Fn>
+std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map(const communicator& comm, range<T> r, Fn fn,
+                                                           schedule s = {}) {
+  return detail::map_range(comm, r, fn, s, detail::all_ranks);
+}
+
+/// Collective: as map over a range, but the results only on `root` (empty on the other ranks).
+template <index_type T, std::invocable<T> Fn>
+std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map_root(const communicator& comm, int root, range<T> r,
+                                                                Fn fn, schedule s = {}) {
+  detail::check_root(comm, root);
+  return detail::map_range(comm, r, fn, s, root);
+}
+
+/// Collective, like Pool.map(f, items): fn(item) for each item of `items` as given on rank 0 (the
+/// other ranks' vectors are ignored; the items are broadcast), in input order on every rank.
+template <class Item, std::invocable<const Item&> Fn>
+std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const communicator& comm,
+                                                                     std::vector<Item> items, Fn fn,
+                                                                     schedule s = {}) {
+  return detail::map_items(comm, items, fn, s, 0, detail::all_ranks);
+}
+
+/// Collective: fn(item) for each item of `items` as given on `root`, the results in input order on
+/// `root` only (empty on the other ranks): the shape of a Pool.map call made by one process.
+template <class Item, std::invocable<const Item&> Fn>
+std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map_root(const communicator& comm, int root,
+                                                                          std::vector<Item> items, Fn fn,
+                                                                          schedule s = {}) {
+  detail::check_root(comm, root);
+  return detail::map_items(comm, items, fn, s, root, root);
+}
+
+}  // namespace mpiproc

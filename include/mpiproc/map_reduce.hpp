@@ -1,0 +1,114 @@
+#pragma once
+
+#include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/reduce_partials.hpp>
+#include <mpiproc/detail/schedule_loop.hpp>
+#include <mpiproc/detail/transport.hpp>
+#include <mpiproc/error.hpp>
+#include <mpiproc/range.hpp>
+#include <mpiproc/reduction.hpp>
+#include <mpiproc/schedule.hpp>
+
+#include <concepts>
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace mpiproc {
+
+namespace detail {
+
+inline void check_root(const communicator& comm, int root) {
+  if (root < 0 || root >= comm.size())
+    throw usage_error("mpiproc: root rank " + std::to_string(root) + " is outside the communicator [0, " +
+                      std::to_string(comm.size()) + ")");
+}
+
+/// The heart of every reduction: each rank folds the chunks it owns into one partial result with
+/// `fold(offset, count, partial)`, the ranks agree on failures, then the partials are combined.
+template <class R, class Op, class Fold>
+std::optional<R> fold_and_reduce(const communicator& comm, std::int64_t n, const schedule& s, const Op& op, Fold&& fold,
+                                 int root) {
+  R partial = identity_of<R>(op);
+  run_collectively(comm.native(), [&] {
+    for_each_owned_chunk(comm, n, s, [&](std::int64_t offset, std::int64_t count) { fold(offset, count, partial); });
+  });
+  return reduce_partials(comm, std::move(partial), op, root);
+}
+
+template <class T, class Fn, class Op>
+using element_result_t = typename reduction_result<Op, std::invoke_result_t<Fn&, T>>::type;
+
+template <class T, class Fn, class Op>
+using chunk_result_t = typename reduction_result<Op, std::invoke_result_t<Fn&, range<T>>>::type;
+
+template <class T, class Fn, class Op>
+std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicator& comm, const range<T>& r, Fn& fn,
+                                                               const Op& op, const schedule& s, int root) {
+  using R = element_result_t<T, Fn, Op>;
+  return fold_and_reduce<R>(comm, r.size(), s, op,
+                            [&](std::int64_t offset, std::int64_t count, R& partial) {
+                              // A local accumulator keeps the hot loop in registers, as in hand-written code.
+                              R acc = std::move(partial);
+                              const T last = r.at_offset(offset + count);
+                              for (T i = r.at_offset(offset); i != last; ++i) acc = op(std::move(acc), std::invoke(fn, i));
+                              partial = std::move(acc);
+                            },
+                            root);
+}
+
+}  // namespace detail
+
+/// Collective: op-reduces fn(i) over every i in `r`, each i visited by exactly one rank as `s`
+/// assigns; the result on every rank. `op` must be associative and commutative: std::plus,
+/// std::multiplies, the std bit and logical operators, mpiproc::minimum and mpiproc::maximum are
+/// known with their identities; wrap any other operator as mpiproc::reduction{op, identity}.
+/// An empty range gives the identity. If fn throws on any rank, every rank throws remote_error.
+template <index_type T, std::invocable<T> Fn, class Op>
+  requires detail::reduction_for<Op, detail::element_result_t<T, Fn, Op>>
+detail::element_result_t<T, Fn, Op> map_reduce(const communicator& comm, range<T> r, Fn fn, Op op, schedule s = {}) {
+  return *detail::map_reduce_elements(comm, r, fn, op, s, detail::all_ranks);
+}
+
+/// Collective: as map_reduce, but the result only on `root` (std::nullopt on the other ranks),
+/// which saves the broadcast. Throws usage_error if root is not a rank of `comm`.
+template <index_type T, std::invocable<T> Fn, class Op>
+  requires detail::reduction_for<Op, detail::element_result_t<T, Fn, Op>>
+std::optional<detail::element_result_t<T, Fn, Op>> map_reduce_root(const communicator& comm, int root, range<T> r,
+                                                                   Fn fn, Op op, schedule s = {}) {
+  detail::check_root(comm, root);
+  return detail::map_reduce_elements(comm, r, fn, op, s, root);
+}
+
+/// Collective: the chunk form of map_reduce. fn receives whole sub-ranges of `r` (the chunks `s`
+/// gives this rank) and returns their partial result, so tight inner loops stay hand-written.
+/// Each item of `r` lies in exactly one chunk passed to one rank.
+template <index_type T, std::invocable<range<T>> Fn, class Op>
+  requires detail::reduction_for<Op, detail::chunk_result_t<T, Fn, Op>>
+detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, range<T> r, Fn fn, Op op,
+                                                    schedule s = {}) {
+  using R = detail::chunk_result_t<T, Fn, Op>;
+  return *detail::fold_and_reduce<R>(comm, r.size(), s, op,
+                                     [&](std::int64_t offset, std::int64_t count, R& partial) {
+                                       partial = op(std::move(partial), std::invoke(fn, r.subrange(offset, count)));
+                                     },
+                                     detail::all_ranks);
+}
+
+/// Collective: op-reduces fn(item) over the items of `items` as given on rank 0 (the other ranks'
+/// vectors are ignored; the items are broadcast first). The result on every rank.
+template <class Item, std::invocable<const Item&> Fn, class Op>
+  requires detail::reduction_for<Op, detail::element_result_t<const Item&, Fn, Op>>
+detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& comm, std::vector<Item> items, Fn fn,
+                                                         Op op, schedule s = {}) {
+  detail::broadcast(comm.native(), items, 0);
+  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, items[static_cast<std::size_t>(i)]); };
+  const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
+  return *detail::map_reduce_elements(comm, positions, at, op, s, detail::all_ranks);
+}
+
+}  // namespace mpiproc
