@@ -1,10 +1,17 @@
+#include <mpiproc/detail/chunk_counter.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
+
+#include <algorithm>
 
 namespace mpiproc::detail {
 
 namespace {
 constexpr std::int64_t dynamic_chunks_per_rank = 32;
+
+std::uint64_t chunks_of(std::int64_t n, std::int64_t size) {
+  return n == 0 ? 0 : (static_cast<std::uint64_t>(n) - 1) / static_cast<std::uint64_t>(size) + 1;
 }
+}  // namespace
 
 std::int64_t dynamic_chunk_size(std::int64_t n, int ranks, std::int64_t requested) {
   if (requested > 0) return requested;
@@ -17,11 +24,87 @@ std::vector<std::int64_t> guided_bounds(std::int64_t n, int ranks, std::int64_t 
   std::vector<std::int64_t> bounds{0};
   for (std::int64_t done = 0; done < n;) {
     const std::int64_t remaining = n - done;
-    const std::int64_t size = std::min(remaining, std::max(smallest, (remaining + divisor - 1) / divisor));
-    done += size;
+    done += std::min(remaining, std::max(smallest, remaining / divisor + (remaining % divisor != 0)));
     bounds.push_back(done);
   }
   return bounds;
+}
+
+chunk_source::chunk_source(const communicator& comm, std::int64_t n, const schedule& s)
+    : comm_(comm), n_(n), kind_(s.type()) {
+  const int ranks = comm.size();
+  // On one rank a shared counter only adds round trips; with no items there is nothing to share.
+  if (n == 0 || (ranks == 1 && (kind_ == schedule::kind::dynamic || kind_ == schedule::kind::guided)))
+    kind_ = schedule::kind::block;
+  switch (kind_) {
+    case schedule::kind::block:
+      chunks_ = n == 0 ? 0 : 1;
+      break;
+    case schedule::kind::cyclic:
+      chunk_ = std::max<std::int64_t>(1, s.chunk());
+      chunks_ = chunks_of(n, chunk_);
+      next_ = static_cast<std::uint64_t>(comm.rank());
+      break;
+    case schedule::kind::dynamic:
+      chunk_ = dynamic_chunk_size(n, ranks, s.chunk());
+      chunks_ = chunks_of(n, chunk_);
+      comm.chunk_counter().begin_loop();
+      break;
+    case schedule::kind::guided:
+      bounds_ = guided_bounds(n, ranks, s.chunk());
+      chunks_ = bounds_.size() - 1;
+      comm.chunk_counter().begin_loop();
+      break;
+  }
+}
+
+bool chunk_source::next(chunk& c) {
+  const auto ranks = static_cast<std::int64_t>(comm_.size());
+  switch (kind_) {
+    case schedule::kind::block: {
+      if (chunks_ == 0) return false;
+      chunks_ = 0;
+      const std::int64_t rank = comm_.rank();
+      const std::int64_t base = n_ / ranks, extra = n_ % ranks;
+      c = {rank * base + std::min(rank, extra), base + (rank < extra ? 1 : 0), 1};
+      return c.count > 0;
+    }
+    case schedule::kind::cyclic: {
+      if (next_ >= chunks_) return false;
+      const auto first = static_cast<std::int64_t>(next_);
+      if (chunk_ == 1) {  // all of this rank's items as one strided chunk
+        c = {first, (n_ - first - 1) / ranks + 1, ranks};
+        next_ = chunks_;
+      } else {
+        c = {first * chunk_, std::min(chunk_, n_ - first * chunk_), 1};
+        next_ += static_cast<std::uint64_t>(ranks);
+      }
+      return true;
+    }
+    case schedule::kind::dynamic: {
+      const std::uint64_t k = comm_.chunk_counter().next();
+      if (k >= chunks_) return false;
+      const std::int64_t offset = static_cast<std::int64_t>(k) * chunk_;
+      c = {offset, std::min(chunk_, n_ - offset), 1};
+      return true;
+    }
+    case schedule::kind::guided: {
+      const std::uint64_t k = comm_.chunk_counter().next();
+      if (k >= chunks_) return false;
+      c = {bounds_[k], bounds_[k + 1] - bounds_[k], 1};
+      return true;
+    }
+  }
+  return false;
+}
+
+void chunk_source::cancel() noexcept {
+  if (kind_ != schedule::kind::dynamic && kind_ != schedule::kind::guided) return;
+  try {
+    comm_.chunk_counter().cancel(chunks_);
+  } catch (...) {
+    // The user's error matters more than a failure to stop the others early.
+  }
 }
 
 }  // namespace mpiproc::detail

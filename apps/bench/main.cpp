@@ -59,7 +59,10 @@ std::int64_t raw_sum(MPI_Comm comm, std::int64_t first, std::int64_t last, const
       MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, 0, MPI_SUM, win);
       MPI_Win_flush(0, win);
       if (k >= chunks) break;
-      for (std::int64_t i = first + bounds[k]; i < first + bounds[k + 1]; ++i) local += f(i);
+      const std::int64_t lo = first + bounds[k], hi = first + bounds[k + 1];
+      std::int64_t sum = 0;
+      for (std::int64_t i = lo; i < hi; ++i) sum += f(i);
+      local += sum;
     }
     MPI_Win_unlock_all(win);
     MPI_Win_free(&win);

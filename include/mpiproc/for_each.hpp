@@ -21,9 +21,8 @@ namespace mpiproc {
 template <index_type T, std::invocable<T> Fn>
 void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
   detail::run_collectively(comm.native(), [&] {
-    detail::for_each_owned_chunk(comm, r.size(), s, [&](std::int64_t offset, std::int64_t count) {
-      const T last = r.at_offset(offset + count);
-      for (T i = r.at_offset(offset); i != last; ++i) std::invoke(fn, i);
+    detail::for_each_owned_chunk(comm, r.size(), s, [&](const detail::chunk& c) {
+      detail::for_each_item(r, c, [&](T i) { std::invoke(fn, i); });
     });
   });
 }
@@ -32,8 +31,8 @@ void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
 template <index_type T, std::invocable<range<T>> Fn>
 void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
   detail::run_collectively(comm.native(), [&] {
-    detail::for_each_owned_chunk(comm, r.size(), s, [&](std::int64_t offset, std::int64_t count) {
-      std::invoke(fn, r.subrange(offset, count));
+    detail::for_each_owned_chunk(comm, r.size(), s, [&](const detail::chunk& c) {
+      detail::for_each_subrange(r, c, [&](const range<T>& sub) { std::invoke(fn, sub); });
     });
   });
 }
@@ -43,13 +42,8 @@ void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}
 template <class Item, std::invocable<const Item&> Fn>
 void for_each(const communicator& comm, std::vector<Item> items, Fn fn, schedule s = {}) {
   detail::broadcast(comm.native(), items, 0);
-  detail::run_collectively(comm.native(), [&] {
-    detail::for_each_owned_chunk(comm, static_cast<std::int64_t>(items.size()), s,
-                                 [&](std::int64_t offset, std::int64_t count) {
-                                   for (std::int64_t i = offset; i != offset + count; ++i)
-                                     std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]);
-                                 });
-  });
+  const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
+  for_each(comm, positions, [&](std::int64_t i) { std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); }, s);
 }
 
 }  // namespace mpiproc

@@ -8,7 +8,6 @@
 #include <mpiproc/range.hpp>
 #include <mpiproc/schedule.hpp>
 
-#include <algorithm>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -25,42 +24,34 @@ namespace detail {
 template <class At>
 auto map_positions(const communicator& comm, std::int64_t n, At& at, const schedule& s, int root) {
   using R = std::decay_t<std::invoke_result_t<At&, std::int64_t>>;
-  std::vector<std::int64_t> chunks;  // (offset, count) pairs in the order this rank computed them
+  std::vector<std::int64_t> chunks;  // (offset, count, stride) in the order this rank computed them
   std::vector<R> results;
   run_collectively(comm.native(), [&] {
-    for_each_owned_chunk(comm, n, s, [&](std::int64_t offset, std::int64_t count) {
-      chunks.push_back(offset);
-      chunks.push_back(count);
-      for (std::int64_t i = offset; i != offset + count; ++i) results.push_back(std::invoke(at, i));
+    for_each_owned_chunk(comm, n, s, [&](const chunk& c) {
+      chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
+      for (std::int64_t k = 0; k < c.count; ++k) results.push_back(std::invoke(at, c.offset + k * c.stride));
     });
   });
 
   std::vector<std::int64_t> chunk_counts, result_counts;
-  std::vector<std::int64_t> all_chunks = gather_concat(comm.native(), std::move(chunks), root, chunk_counts);
+  const std::vector<std::int64_t> all_chunks = gather_concat(comm.native(), std::move(chunks), root, chunk_counts);
   std::vector<R> all_results = gather_concat(comm.native(), std::move(results), root, result_counts);
   if (root != all_ranks && comm.rank() != root) return std::vector<R>{};
 
-  // Where each chunk's results start in the rank-ordered concatenation.
-  struct piece {
-    std::int64_t offset, count, start;
-  };
-  std::vector<piece> pieces;
-  pieces.reserve(all_chunks.size() / 2);
-  std::int64_t start = 0;
+  // source[p]: where the result for position p sits in the rank-ordered concatenation.
+  std::vector<std::int64_t> source(static_cast<std::size_t>(n));
+  std::int64_t next = 0;
   bool in_order = true;
-  for (std::size_t k = 0; k + 1 < all_chunks.size(); k += 2) {
-    pieces.push_back({all_chunks[k], all_chunks[k + 1], start});
-    in_order = in_order && all_chunks[k] == start;
-    start += all_chunks[k + 1];
-  }
+  for (std::size_t k = 0; k + 2 < all_chunks.size(); k += 3)
+    for (std::int64_t j = 0, p = all_chunks[k]; j < all_chunks[k + 1]; ++j, p += all_chunks[k + 2], ++next) {
+      source[static_cast<std::size_t>(p)] = next;
+      in_order = in_order && p == next;
+    }
   if (in_order) return all_results;  // block schedule: rank order is input order
 
-  std::sort(pieces.begin(), pieces.end(), [](const piece& a, const piece& b) { return a.offset < b.offset; });
   std::vector<R> ordered;
   ordered.reserve(static_cast<std::size_t>(n));
-  for (const piece& p : pieces)
-    for (std::int64_t i = p.start; i != p.start + p.count; ++i)
-      ordered.push_back(std::move(all_results[static_cast<std::size_t>(i)]));
+  for (const std::int64_t from : source) ordered.push_back(std::move(all_results[static_cast<std::size_t>(from)]));
   return ordered;
 }
 

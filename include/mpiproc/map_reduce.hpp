@@ -29,13 +29,13 @@ inline void check_root(const communicator& comm, int root) {
 }
 
 /// The heart of every reduction: each rank folds the chunks it owns into one partial result with
-/// `fold(offset, count, partial)`, the ranks agree on failures, then the partials are combined.
+/// `fold(chunk, partial)`, the ranks agree on failures, then the partials are combined.
 template <class R, class Op, class Fold>
 std::optional<R> fold_and_reduce(const communicator& comm, std::int64_t n, const schedule& s, const Op& op, Fold&& fold,
                                  int root) {
   R partial = identity_of<R>(op);
   run_collectively(comm.native(), [&] {
-    for_each_owned_chunk(comm, n, s, [&](std::int64_t offset, std::int64_t count) { fold(offset, count, partial); });
+    for_each_owned_chunk(comm, n, s, [&](const chunk& c) { fold(c, partial); });
   });
   return reduce_partials(comm, std::move(partial), op, root);
 }
@@ -51,11 +51,10 @@ std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicato
                                                                const Op& op, const schedule& s, int root) {
   using R = element_result_t<T, Fn, Op>;
   return fold_and_reduce<R>(comm, r.size(), s, op,
-                            [&](std::int64_t offset, std::int64_t count, R& partial) {
+                            [&](const chunk& c, R& partial) {
                               // A local accumulator keeps the hot loop in registers, as in hand-written code.
                               R acc = std::move(partial);
-                              const T last = r.at_offset(offset + count);
-                              for (T i = r.at_offset(offset); i != last; ++i) acc = op(std::move(acc), std::invoke(fn, i));
+                              for_each_item(r, c, [&](T i) { acc = op(std::move(acc), std::invoke(fn, i)); });
                               partial = std::move(acc);
                             },
                             root);
@@ -93,8 +92,10 @@ detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, ra
                                                     schedule s = {}) {
   using R = detail::chunk_result_t<T, Fn, Op>;
   return *detail::fold_and_reduce<R>(comm, r.size(), s, op,
-                                     [&](std::int64_t offset, std::int64_t count, R& partial) {
-                                       partial = op(std::move(partial), std::invoke(fn, r.subrange(offset, count)));
+                                     [&](const detail::chunk& c, R& partial) {
+                                       detail::for_each_subrange(r, c, [&](const range<T>& sub) {
+                                         partial = op(std::move(partial), std::invoke(fn, sub));
+                                       });
                                      },
                                      detail::all_ranks);
 }

@@ -1,14 +1,22 @@
 #pragma once
 
 #include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/chunk_counter.hpp>
+#include <mpiproc/range.hpp>
 #include <mpiproc/schedule.hpp>
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 namespace mpiproc::detail {
+
+/// A set of positions a rank works on: offset, offset + stride, ... (count of them).
+/// Every schedule hands out contiguous chunks (stride 1) except cyclic with chunk size 1, which
+/// gives each rank one strided chunk: the loop a hand-written cyclic split would run.
+struct chunk {
+  std::int64_t offset = 0;
+  std::int64_t count = 0;
+  std::int64_t stride = 1;
+};
 
 /// The chunk size dynamic uses for `n` items on `ranks` ranks.
 std::int64_t dynamic_chunk_size(std::int64_t n, int ranks, std::int64_t requested);
@@ -17,67 +25,62 @@ std::int64_t dynamic_chunk_size(std::int64_t n, int ranks, std::int64_t requeste
 /// the same table, so the shared counter only has to hand out chunk numbers.
 std::vector<std::int64_t> guided_bounds(std::int64_t n, int ranks, std::int64_t min_chunk);
 
-/// Calls on_chunk(offset, count) for each chunk of the positions [0, n) that `s` gives this rank.
-/// Collective in program order (every rank calls it with the same n and s). If on_chunk throws under
-/// a shared-counter schedule, the counter is closed so the other ranks stop taking work, and the
-/// exception propagates.
+/// The chunks of the positions [0, n) that schedule `s` gives this rank, one at a time.
+/// Constructing one is collective in program order (every rank, same n and s).
+class chunk_source {
+ public:
+  chunk_source(const communicator& comm, std::int64_t n, const schedule& s);
+  /// The next chunk of this rank into `c`; false when there is none left.
+  bool next(chunk& c);
+  /// This rank failed: make the other ranks stop taking shared chunks. Never throws.
+  void cancel() noexcept;
+
+ private:
+  const communicator& comm_;
+  std::int64_t n_;
+  schedule::kind kind_;
+  std::int64_t chunk_ = 0;      // block/cyclic/dynamic chunk size
+  std::uint64_t chunks_ = 0;    // how many chunks in all
+  std::uint64_t next_ = 0;      // block/cyclic: the next chunk number of this rank
+  std::vector<std::int64_t> bounds_;  // guided
+};
+
+/// Calls on_chunk(c) for each chunk `s` gives this rank. If on_chunk throws, the shared counter
+/// is closed so the other ranks stop taking work, and the exception propagates.
 template <class OnChunk>
 void for_each_owned_chunk(const communicator& comm, std::int64_t n, const schedule& s, OnChunk&& on_chunk) {
-  if (n == 0) return;
-  const std::int64_t ranks = comm.size();
-  const std::int64_t rank = comm.rank();
-  auto kind = s.type();
-  // On one rank a shared counter only adds round trips.
-  if (ranks == 1 && (kind == schedule::kind::dynamic || kind == schedule::kind::guided)) kind = schedule::kind::block;
+  chunk_source source(comm, n, s);
+  try {
+    // One call site, so the caller's loop body is inlined once, the same for every schedule.
+    for (chunk c; source.next(c);) on_chunk(c);
+  } catch (...) {
+    source.cancel();
+    throw;
+  }
+}
 
-  switch (kind) {
-    case schedule::kind::block: {
-      const std::int64_t base = n / ranks, extra = n % ranks;
-      const std::int64_t count = base + (rank < extra ? 1 : 0);
-      if (count > 0) on_chunk(rank * base + std::min(rank, extra), count);
-      return;
-    }
-    case schedule::kind::cyclic: {
-      const std::uint64_t chunk = static_cast<std::uint64_t>(s.chunk() > 0 ? s.chunk() : 1);
-      const std::uint64_t chunks = (static_cast<std::uint64_t>(n) - 1) / chunk + 1;
-      for (std::uint64_t k = static_cast<std::uint64_t>(rank); k < chunks; k += static_cast<std::uint64_t>(ranks)) {
-        const auto offset = static_cast<std::int64_t>(k * chunk);
-        on_chunk(offset, std::min<std::int64_t>(static_cast<std::int64_t>(chunk), n - offset));
-      }
-      return;
-    }
-    case schedule::kind::dynamic:
-    case schedule::kind::guided: {
-      std::vector<std::int64_t> bounds;
-      std::int64_t chunk = 0;
-      if (kind == schedule::kind::guided)
-        bounds = guided_bounds(n, static_cast<int>(ranks), s.chunk());
-      else
-        chunk = dynamic_chunk_size(n, static_cast<int>(ranks), s.chunk());
-      const std::uint64_t chunks = kind == schedule::kind::guided
-                                       ? bounds.size() - 1
-                                       : (static_cast<std::uint64_t>(n) - 1) / static_cast<std::uint64_t>(chunk) + 1;
-      auto& counter = comm.chunk_counter();
-      counter.begin_loop();
-      try {
-        for (std::uint64_t k = counter.next(); k < chunks; k = counter.next()) {
-          if (kind == schedule::kind::guided) {
-            on_chunk(bounds[k], bounds[k + 1] - bounds[k]);
-          } else {
-            const auto offset = static_cast<std::int64_t>(k) * chunk;
-            on_chunk(offset, std::min(chunk, n - offset));
-          }
-        }
-      } catch (...) {
-        try {
-          counter.cancel(chunks);
-        } catch (...) {
-          // The original error matters more than a failure to stop the others early.
-        }
-        throw;
-      }
-      return;
-    }
+/// Calls f(item) for each item of `r` at the positions of `c`, in order.
+template <class T, class F>
+void for_each_item(const range<T>& r, const chunk& c, F&& f) {
+  if (c.stride == 1) {
+    const T last = r.at_offset(c.offset + c.count);
+    for (T i = r.at_offset(c.offset); i != last; ++i) f(i);
+  } else {
+    // Unsigned arithmetic: never steps past the range, and wraps exactly for signed types.
+    const auto base = static_cast<std::uint64_t>(r.at_offset(c.offset));
+    const auto stride = static_cast<std::uint64_t>(c.stride);
+    const auto count = static_cast<std::uint64_t>(c.count);
+    for (std::uint64_t k = 0; k < count; ++k) f(static_cast<T>(base + k * stride));
+  }
+}
+
+/// Calls f(sub) for each contiguous sub-range of `r` that `c` covers (one item each when strided).
+template <class T, class F>
+void for_each_subrange(const range<T>& r, const chunk& c, F&& f) {
+  if (c.stride == 1) {
+    f(r.subrange(c.offset, c.count));
+  } else {
+    for (std::int64_t k = 0; k < c.count; ++k) f(r.subrange(c.offset + k * c.stride, 1));
   }
 }
 
