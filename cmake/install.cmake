@@ -19,5 +19,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/mpiprocConfigVersion.cmak
 install(FILES ${PROJECT_BINARY_DIR}/mpiprocConfig.cmake ${PROJECT_BINARY_DIR}/mpiprocConfigVersion.cmake
         DESTINATION ${MPIPROC_CONFIG_DIR})
 
+# A relocatable .pc: the prefix is found from where the file lies.
+file(RELATIVE_PATH MPIPROC_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 configure_file(cmake/mpiproc.pc.in ${PROJECT_BINARY_DIR}/mpiproc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mpiproc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

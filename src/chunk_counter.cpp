@@ -21,7 +21,9 @@ chunk_counter::chunk_counter(MPI_Comm comm) {
 }
 
 chunk_counter::~chunk_counter() {
-  if (window_ == MPI_WIN_NULL) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (window_ == MPI_WIN_NULL || finalized) return;  // after MPI_Finalize the window is gone anyway
   MPI_Win_unlock_all(window_);
   MPI_Win_free(&window_);
 }

@@ -1,0 +1,312 @@
+// The map-reduce layer: for random ranges (empty, one item, fewer items than ranks, bounds near the
+// 64-bit limits) and every schedule, every item is visited exactly once, map keeps input order and
+// reductions are exact, on every rank.
+#include "test_support.hpp"
+
+#include <mpiproc/mpiproc.hpp>
+
+#include <boost/multiprecision/cpp_int.hpp>
+#include <boost/serialization/vector.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+using mpiproc::range;
+using mpiproc::schedule;
+using test::world;
+
+namespace {
+
+std::vector<schedule> all_schedules() {
+  return {schedule::block(),     schedule::cyclic(),     schedule::cyclic(3), schedule::dynamic(),
+          schedule::dynamic(1),  schedule::dynamic(7),   schedule::guided(),  schedule::guided(4)};
+}
+
+std::string describe(const schedule& s) { return std::string(s.name()) + "(" + std::to_string(s.chunk()) + ")"; }
+
+/// Ranges of int64 positions: fixed edge cases plus seeded random ones (the same on every rank).
+std::vector<range<std::int64_t>> test_ranges() {
+  constexpr auto lo = std::numeric_limits<std::int64_t>::min(), hi = std::numeric_limits<std::int64_t>::max();
+  std::vector<range<std::int64_t>> ranges{{0, 0},     {5, 5},      {0, 1},         {-7, -6},  {0, 2},  {10, 13},
+                                          {-50, 50},  {0, 1000},   {hi - 37, hi},  {lo, lo + 29}, {hi - 1, hi}};
+  std::mt19937_64 gen(12345);
+  for (int k = 0; k < 12; ++k) {
+    const std::int64_t size = std::uniform_int_distribution<std::int64_t>(0, 3000)(gen);
+    const std::int64_t first = std::uniform_int_distribution<std::int64_t>(-1'000'000, 1'000'000)(gen);
+    ranges.push_back({first, first + size});
+  }
+  return ranges;
+}
+
+/// Every item of `r` that `visited` holds (from all ranks) exactly once, and nothing else?
+void expect_each_once(std::vector<std::int64_t> visited, const range<std::int64_t>& r, const std::string& what) {
+  std::sort(visited.begin(), visited.end());
+  const std::vector<std::int64_t> expected(r.begin(), r.end());
+  EXPECT_EQ(visited, expected) << what;
+}
+
+}  // namespace
+
+TEST(ForEach, VisitsEveryItemExactlyOnce) {
+  for (const auto& r : test_ranges())
+    for (const auto& s : all_schedules()) {
+      std::vector<std::int64_t> mine;
+      mpiproc::for_each(world(), r, [&](std::int64_t i) { mine.push_back(i); }, s);
+      expect_each_once(test::all_gather(mine), r, "[" + std::to_string(r.first()) + ", " + std::to_string(r.last()) + ") " + describe(s));
+    }
+}
+
+TEST(ForEach, ChunkFormCoversEveryItemExactlyOnce) {
+  for (const auto& r : test_ranges())
+    for (const auto& s : all_schedules()) {
+      std::vector<std::int64_t> mine;
+      mpiproc::for_each_chunk(world(), r, [&](range<std::int64_t> chunk) {
+        EXPECT_FALSE(chunk.empty());
+        for (auto i : chunk) mine.push_back(i);
+      }, s);
+      expect_each_once(test::all_gather(mine), r, describe(s));
+    }
+}
+
+TEST(ForEach, UnsignedRangeAtTheTopOfSixtyFourBits) {
+  constexpr auto top = std::numeric_limits<std::uint64_t>::max();
+  const range<std::uint64_t> r{top - 23, top};
+  for (const auto& s : all_schedules()) {
+    std::vector<std::int64_t> offsets;
+    mpiproc::for_each(world(), r, [&](std::uint64_t i) { offsets.push_back(static_cast<std::int64_t>(i - (top - 23))); }, s);
+    expect_each_once(test::all_gather(offsets), range<std::int64_t>{0, 23}, describe(s));
+  }
+}
+
+TEST(ForEach, ItemsFromRankZero) {
+  std::vector<std::string> items;
+  if (world().rank() == 0) items = {"a", "bb", "ccc", "dddd", "eeeee"};
+  for (const auto& s : all_schedules()) {
+    std::vector<std::int64_t> lengths;
+    mpiproc::for_each(world(), items, [&](const std::string& item) { lengths.push_back(static_cast<std::int64_t>(item.size())); }, s);
+    expect_each_once(test::all_gather(lengths), range<std::int64_t>{1, 6}, describe(s));
+  }
+}
+
+TEST(Map, ResultsInInputOrderOnEveryRank) {
+  for (const auto& r : test_ranges())
+    for (const auto& s : all_schedules()) {
+      const auto got = mpiproc::map(world(), r, [](std::int64_t i) { return i * 3 + 1; }, s);
+      std::vector<std::int64_t> expected;
+      for (auto i : r) expected.push_back(i * 3 + 1);
+      EXPECT_EQ(got, expected) << describe(s);
+    }
+}
+
+TEST(Map, RootFormOnlyOnRoot) {
+  const int root = world().size() - 1;
+  const auto got = mpiproc::map_root(world(), root, range<int>{0, 10}, [](int i) { return i * i; }, schedule::dynamic(2));
+  if (world().rank() == root)
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 4, 9, 16, 25, 36, 49, 64, 81}));
+  else
+    EXPECT_TRUE(got.empty());
+}
+
+namespace {
+std::string label(int i) {  // strings of varying length: a type that needs serialization
+  std::string text(static_cast<std::size_t>(i % 7), 'x');
+  text += std::to_string(i);
+  return text;
+}
+}  // namespace
+
+TEST(Map, SerializedResultsInOrder) {
+  for (const auto& s : all_schedules()) {
+    const auto got = mpiproc::map(world(), range<int>{0, 40}, label, s);
+    ASSERT_EQ(got.size(), 40u);
+    for (int i = 0; i < 40; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], label(i));
+  }
+}
+
+TEST(Map, ItemsLikePoolMap) {
+  std::vector<std::string> words;
+  if (world().rank() == 0) words = {"process", "pool", "queue", "pipe", "lock", "semaphore", "value"};
+  for (const auto& s : all_schedules()) {
+    const auto lengths = mpiproc::map(world(), words, [](const std::string& w) { return w.size(); }, s);
+    EXPECT_EQ(lengths, (std::vector<std::size_t>{7, 4, 5, 4, 4, 9, 5})) << describe(s);
+    const auto upper = mpiproc::map_root(world(), 0, words, [](const std::string& w) { return w.substr(0, 2); }, s);
+    if (world().rank() == 0) EXPECT_EQ(upper, (std::vector<std::string>{"pr", "po", "qu", "pi", "lo", "se", "va"}));
+    else EXPECT_TRUE(upper.empty());
+  }
+}
+
+TEST(MapReduce, IntegerSumIsExact) {
+  for (const auto& r : test_ranges()) {
+    if (r.first() < -1'000'000'000 || r.last() > 1'000'000'000) continue;  // keep sums in range
+    std::int64_t expected = 0;
+    for (auto i : r) expected += i * i;
+    for (const auto& s : all_schedules())
+      EXPECT_EQ(mpiproc::map_reduce(world(), r, [](std::int64_t i) { return i * i; }, std::plus<>{}, s), expected) << describe(s);
+  }
+}
+
+TEST(MapReduce, EmptyRangeGivesTheIdentity) {
+  const range<int> none{4, 4};
+  auto one = [](int) { return 1; };
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, one, std::plus<>{}), 0);
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, one, std::multiplies<>{}), 1);
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, one, mpiproc::minimum{}), std::numeric_limits<int>::max());
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, one, mpiproc::maximum{}), std::numeric_limits<int>::lowest());
+  auto larger = [](int a, int b) { return std::max(a, b); };
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, one, mpiproc::reduction{larger, -1}), -1);
+  EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 9}, [](int i) { return i; }, mpiproc::reduction{larger, -1}), 8);
+}
+
+TEST(MapReduce, MinMaxAndBitOperators) {
+  const range<std::int64_t> r{-20, 33};
+  auto f = [](std::int64_t i) { return (i * 7919) % 101; };
+  std::int64_t lo = 1000, hi = -1000, x = 0, o = 0;
+  for (auto i : r) { lo = std::min(lo, f(i)); hi = std::max(hi, f(i)); x ^= f(i); o |= f(i); }
+  for (const auto& s : all_schedules()) {
+    EXPECT_EQ(mpiproc::map_reduce(world(), r, f, mpiproc::minimum{}, s), lo);
+    EXPECT_EQ(mpiproc::map_reduce(world(), r, f, mpiproc::maximum{}, s), hi);
+    EXPECT_EQ(mpiproc::map_reduce(world(), r, f, std::bit_xor<>{}, s), x);
+    EXPECT_EQ(mpiproc::map_reduce(world(), r, f, std::bit_or<>{}, s), o);
+  }
+}
+
+TEST(MapReduce, DoublesAndFloatsOfExactValues) {
+  // Halves sum exactly in binary floating point, whatever the order.
+  for (const auto& s : all_schedules()) {
+    EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 1001}, [](int i) { return i * 0.5; }, std::plus<>{}, s), 250250.0);
+    EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 101}, [](int i) { return static_cast<float>(i); }, std::plus<>{}, s), 5050.0f);
+  }
+}
+
+namespace {
+struct stats {  // trivially copyable: travels as raw bytes
+  std::int64_t count = 0, sum = 0, max = std::numeric_limits<std::int64_t>::lowest();
+};
+stats merge(const stats& a, const stats& b) { return {a.count + b.count, a.sum + b.sum, std::max(a.max, b.max)}; }
+}  // namespace
+
+TEST(MapReduce, TriviallyCopyableStruct) {
+  for (const auto& s : all_schedules()) {
+    const stats got = mpiproc::map_reduce(world(), range<std::int64_t>{-100, 900},
+                                          [](std::int64_t i) { return stats{1, i, i}; }, mpiproc::reduction{merge, stats{}}, s);
+    EXPECT_EQ(got.count, 1000);
+    EXPECT_EQ(got.sum, 399500);
+    EXPECT_EQ(got.max, 899);
+  }
+}
+
+TEST(MapReduce, SerializedBigIntegerProduct) {
+  using boost::multiprecision::cpp_int;
+  cpp_int expected = 1;
+  for (int i = 1; i <= 60; ++i) expected *= i;
+  for (const auto& s : all_schedules()) {
+    const cpp_int got = mpiproc::map_reduce(world(), range<int>{1, 61}, [](int i) { return cpp_int(i); }, std::multiplies<>{}, s);
+    EXPECT_EQ(got, expected) << describe(s);  // 60! has 272 bits: far past any 64-bit type
+  }
+}
+
+TEST(MapReduce, SerializedVectorMerge) {
+  auto merge_sorted = [](std::vector<int> a, const std::vector<int>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    std::sort(a.begin(), a.end());
+    return a;
+  };
+  for (const auto& s : all_schedules()) {
+    const auto got = mpiproc::map_reduce(world(), range<int>{0, 57}, [](int i) { return std::vector<int>{i, -i}; },
+                                         mpiproc::reduction{merge_sorted, std::vector<int>{}}, s);
+    std::vector<int> expected;
+    for (int i = 0; i < 57; ++i) expected.insert(expected.end(), {i, -i});
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(got, expected) << describe(s);
+  }
+}
+
+TEST(MapReduce, ChunkFormSeesWholeSubranges) {
+  const range<std::int64_t> r{1, 100'001};
+  for (const auto& s : all_schedules()) {
+    const std::int64_t sum = mpiproc::map_reduce_chunks(world(), r, [](range<std::int64_t> chunk) {
+      std::int64_t local = 0;
+      for (std::int64_t i = chunk.first(); i < chunk.last(); ++i) local += i;
+      return local;
+    }, std::plus<>{}, s);
+    EXPECT_EQ(sum, std::int64_t{100'000} * 100'001 / 2) << describe(s);
+  }
+}
+
+TEST(MapReduce, RootFormOnlyOnRoot) {
+  for (int root = 0; root < world().size(); ++root) {
+    const auto got = mpiproc::map_reduce_root(world(), root, range<int>{0, 100}, [](int i) { return i; }, std::plus<>{});
+    if (world().rank() == root) {
+      ASSERT_TRUE(got.has_value());
+      EXPECT_EQ(*got, 4950);
+    } else {
+      EXPECT_FALSE(got.has_value());
+    }
+  }
+}
+
+TEST(MapReduce, ItemsOnRankZero) {
+  std::vector<std::int64_t> items;
+  if (world().rank() == 0) items = {5, -3, 12, 40, 7};
+  EXPECT_EQ(mpiproc::map_reduce(world(), items, [](std::int64_t v) { return v * 2; }, std::plus<>{}, schedule::dynamic(1)), 122);
+}
+
+TEST(MapReduce, MoreRanksThanItems) {
+  for (const auto& s : all_schedules()) {
+    EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{7, 8}, [](int i) { return i; }, std::plus<>{}, s), 7);
+    EXPECT_EQ(mpiproc::map(world(), range<int>{7, 9}, [](int i) { return i; }, s), (std::vector<int>{7, 8}));
+  }
+}
+
+TEST(MapReduce, DynamicSpreadsIrregularWork) {
+  // One chunk per item; item 0 costs 0.2 s, the rest nothing. The rank stuck on item 0 must take
+  // fewer than its static share while the others take the rest.
+  if (world().size() < 2) GTEST_SKIP() << "needs two ranks";
+  std::int64_t taken = 0, had_item0 = 0;
+  mpiproc::for_each(world(), range<int>{0, 64}, [&](int i) {
+    ++taken;
+    if (i == 0) {
+      had_item0 = 1;
+      const double until = MPI_Wtime() + 0.2;
+      while (MPI_Wtime() < until) {
+      }
+    }
+  }, schedule::dynamic(1));
+  const auto counts = test::all_gather({taken});
+  const auto item0 = test::all_gather({had_item0});
+  const auto stuck = static_cast<std::size_t>(std::find(item0.begin(), item0.end(), 1) - item0.begin());
+  ASSERT_LT(stuck, counts.size());
+  EXPECT_LT(counts[stuck], 64 / world().size());
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), std::int64_t{0}), 64);
+}
+
+TEST(Communicator, SubCommunicatorsAndIsolation) {
+  // Split into even and odd ranks; each half reduces on its own.
+  MPI_Comm half;
+  MPI_Comm_split(MPI_COMM_WORLD, world().rank() % 2, world().rank(), &half);
+  {
+    const mpiproc::communicator sub{half};
+    const int sum = mpiproc::map_reduce(sub, range<int>{0, 10}, [&](int) { return 1; }, std::plus<>{}, schedule::dynamic(1));
+    EXPECT_EQ(sum, 10);
+    const int ranks_here = mpiproc::map_reduce(sub, range<int>{0, sub.size()}, [](int) { return 1; }, std::plus<>{});
+    EXPECT_EQ(ranks_here, (world().size() + 1 - world().rank() % 2) / 2);
+  }
+  // mpiproc works on a private duplicate: same group, other context.
+  int relation = MPI_UNEQUAL;
+  MPI_Comm_compare(world().native(), MPI_COMM_WORLD, &relation);
+  EXPECT_EQ(relation, MPI_CONGRUENT);
+  // A message of the user's on the original communicator is not taken by mpiproc's traffic.
+  const int next = (world().rank() + 1) % world().size(), prev = (world().rank() + world().size() - 1) % world().size();
+  int token = world().rank() * 10, got = -1;
+  MPI_Request request;
+  MPI_Irecv(&got, 1, MPI_INT, prev, 0, MPI_COMM_WORLD, &request);
+  MPI_Send(&token, 1, MPI_INT, next, 0, MPI_COMM_WORLD);
+  EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 1000}, [](int i) { return i; }, std::plus<>{}, schedule::dynamic(3)), 499500);
+  MPI_Wait(&request, MPI_STATUS_IGNORE);
+  EXPECT_EQ(got, prev * 10);
+  MPI_Comm_free(&half);
+}

@@ -1,0 +1,47 @@
+#pragma once
+
+// Helpers for checking global invariants with plain MPI, independent of the code under test.
+
+#include <mpiproc/communicator.hpp>
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace test {
+
+/// The communicator every test uses (created collectively on first use).
+inline const mpiproc::communicator& world() {
+  static const mpiproc::communicator comm{MPI_COMM_WORLD};
+  return comm;
+}
+
+/// Every rank's values, concatenated in rank order, on every rank.
+inline std::vector<std::int64_t> all_gather(const std::vector<std::int64_t>& mine, MPI_Comm comm = MPI_COMM_WORLD) {
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  const int count = static_cast<int>(mine.size());
+  std::vector<int> counts(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  int total = 0;
+  for (int r = 0; r < size; ++r) {
+    displs[static_cast<std::size_t>(r)] = total;
+    total += counts[static_cast<std::size_t>(r)];
+  }
+  std::vector<std::int64_t> all(static_cast<std::size_t>(total));
+  MPI_Allgatherv(mine.data(), count, MPI_INT64_T, all.data(), counts.data(), displs.data(), MPI_INT64_T, comm);
+  return all;
+}
+
+/// The same value on every rank? (min == max over the ranks)
+inline bool same_everywhere(std::int64_t value) {
+  std::int64_t lo = 0, hi = 0;
+  MPI_Allreduce(&value, &lo, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&value, &hi, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  return lo == hi;
+}
+
+}  // namespace test
