@@ -21,5 +21,9 @@ install(FILES ${PROJECT_BINARY_DIR}/mpiprocConfig.cmake ${PROJECT_BINARY_DIR}/mp
 
 # A relocatable .pc: the prefix is found from where the file lies.
 file(RELATIVE_PATH MPIPROC_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+set(MPIPROC_PC_EXTRA_LIBS "")
+if(MPIPROC_SANITIZE)
+  set(MPIPROC_PC_EXTRA_LIBS " -fsanitize=address,undefined")
+endif()
 configure_file(cmake/mpiproc.pc.in ${PROJECT_BINARY_DIR}/mpiproc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mpiproc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
