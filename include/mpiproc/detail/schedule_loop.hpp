@@ -70,7 +70,8 @@ void for_each_item(const range<T>& r, const chunk& c, F&& f) {
     const auto base = static_cast<std::uint64_t>(r.at_offset(c.offset));
     const auto stride = static_cast<std::uint64_t>(c.stride);
     const auto count = static_cast<std::uint64_t>(c.count);
-    for (std::uint64_t k = 0; k < count; ++k) f(static_cast<T>(base + k * stride));
+    auto item = base;
+    for (std::uint64_t left = count; left != 0; --left, item += stride) f(static_cast<T>(item));
   }
 }
 
