@@ -14,18 +14,24 @@ chunk_counter::chunk_counter(MPI_Comm comm) {
   MPI_Aint bytes = rank_ == owner ? slots * sizeof(std::uint64_t) : 0;
   MPIPROC_CHECK(MPI_Win_allocate(bytes, sizeof(std::uint64_t), MPI_INFO_NULL, comm, &base, &window_));
   MPIPROC_CHECK(MPI_Win_set_errhandler(window_, MPI_ERRORS_RETURN));
-  if (rank_ == owner) base[0] = base[1] = 0;
+  MPIPROC_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_));
+  if (rank_ == owner) {
+    // Through RMA, not a plain store, so that the zeros are visible under any window memory model.
+    const std::uint64_t zeros[slots] = {0, 0};
+    MPIPROC_CHECK(MPI_Accumulate(zeros, slots, MPI_UINT64_T, owner, 0, slots, MPI_UINT64_T, MPI_REPLACE, window_));
+    MPIPROC_CHECK(MPI_Win_flush(owner, window_));
+  }
   // Nobody may increment before the owner has zeroed both slots.
   MPIPROC_CHECK(MPI_Barrier(comm));
-  MPIPROC_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_));
 }
 
-chunk_counter::~chunk_counter() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (window_ == MPI_WIN_NULL || finalized) return;  // after MPI_Finalize the window is gone anyway
+chunk_counter::~chunk_counter() { release(); }
+
+void chunk_counter::release() noexcept {
+  if (window_ == MPI_WIN_NULL) return;
   MPI_Win_unlock_all(window_);
   MPI_Win_free(&window_);
+  window_ = MPI_WIN_NULL;
 }
 
 void chunk_counter::begin_loop() {

@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <exception>
-#include <string>
 
 namespace mpiproc {
 
@@ -25,9 +24,6 @@ void environment::init(int* argc, char*** argv) {
     MPIPROC_CHECK(MPI_Init_thread(argc, argv, required_thread_level, &thread_level_));
     owns_ = true;
   }
-  if (thread_level_ < required_thread_level)
-    throw usage_error("mpiproc needs MPI_THREAD_FUNNELED or higher, but MPI was initialized with thread level " +
-                      std::to_string(thread_level_));
 }
 
 environment::~environment() {

@@ -141,6 +141,15 @@ TEST(Map, ItemsLikePoolMap) {
   }
 }
 
+TEST(Map, BooleanResults) {
+  // std::vector<bool> packs bits; it must still come back whole and in order.
+  for (const auto& s : all_schedules()) {
+    const auto got = mpiproc::map(world(), range<int>{0, 30}, [](int i) { return i % 3 == 0; }, s);
+    ASSERT_EQ(got.size(), 30u);
+    for (int i = 0; i < 30; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i % 3 == 0) << i;
+  }
+}
+
 TEST(MapReduce, IntegerSumIsExact) {
   for (const auto& r : test_ranges()) {
     if (r.first() < -1'000'000'000 || r.last() > 1'000'000'000) continue;  // keep sums in range
@@ -158,6 +167,11 @@ TEST(MapReduce, EmptyRangeGivesTheIdentity) {
   EXPECT_EQ(mpiproc::map_reduce(world(), none, one, std::multiplies<>{}), 1);
   EXPECT_EQ(mpiproc::map_reduce(world(), none, one, mpiproc::minimum{}), std::numeric_limits<int>::max());
   EXPECT_EQ(mpiproc::map_reduce(world(), none, one, mpiproc::maximum{}), std::numeric_limits<int>::lowest());
+  auto half = [](int i) { return i * 0.5; };
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, half, mpiproc::minimum{}), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, half, mpiproc::maximum{}), -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, one, std::logical_and<>{}), 1);
+  EXPECT_EQ(mpiproc::map_reduce(world(), none, one, std::bit_and<>{}), -1);
   auto larger = [](int a, int b) { return std::max(a, b); };
   EXPECT_EQ(mpiproc::map_reduce(world(), none, one, mpiproc::reduction{larger, -1}), -1);
   EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 9}, [](int i) { return i; }, mpiproc::reduction{larger, -1}), 8);

@@ -9,6 +9,7 @@ namespace mpiproc {
 namespace detail {
 struct communicator_state;
 class chunk_counter;
+class chunk_source;
 }  // namespace detail
 
 /// The ranks an mpiproc operation runs on. Wraps a private duplicate of the caller's
@@ -29,11 +30,11 @@ class communicator {
   /// Collective: waits until every rank has called it.
   void barrier() const;
 
-  /// Internal: the shared counter behind the dynamic and guided schedules (created on first use;
-  /// collective then).
+ private:
+  friend class detail::chunk_source;
+  /// The shared counter behind the dynamic and guided schedules, created on first use (collective).
   detail::chunk_counter& chunk_counter() const;
 
- private:
   std::shared_ptr<detail::communicator_state> state_;
 };
 

@@ -25,7 +25,9 @@ class environment {
   /// Whether this object called MPI_Init (and so will call MPI_Finalize).
   bool owns_mpi() const noexcept { return owns_; }
 
-  /// The thread level mpiproc asks for: only the thread that called MPI_Init makes MPI calls.
+  /// The thread level mpiproc asks for when it initializes MPI: mpiproc makes MPI calls only from
+  /// the thread that calls it, so programs may run threads of their own beside it. A host that
+  /// initialized MPI itself at MPI_THREAD_SINGLE works too, as long as it has one thread.
   static constexpr int required_thread_level = MPI_THREAD_FUNNELED;
 
  private:

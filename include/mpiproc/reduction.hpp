@@ -48,45 +48,50 @@ struct known_op {
   static constexpr bool known = false;
 };
 
-#define MPIPROC_KNOWN_OP(std_op, mpi_op, identity_expr, needs_arithmetic)          \
+/// Which result types an operator MPI knows applies to.
+enum class domain { any, arithmetic, integral };
+
+#define MPIPROC_KNOWN_OP(std_op, mpi_op, identity_expr, types)                     \
   template <class A>                                                               \
   struct known_op<std_op<A>> {                                                     \
     static constexpr bool known = true;                                            \
-    static constexpr bool arithmetic_only = needs_arithmetic;                      \
+    static constexpr domain applies_to = domain::types;                            \
     static MPI_Op mpi() noexcept { return mpi_op; }                                \
     template <class T>                                                             \
     static T identity() {                                                          \
       return identity_expr;                                                        \
     }                                                                              \
   };
-MPIPROC_KNOWN_OP(std::plus, MPI_SUM, T{}, false)
-MPIPROC_KNOWN_OP(std::multiplies, MPI_PROD, T(1), false)
-MPIPROC_KNOWN_OP(std::bit_and, MPI_BAND, static_cast<T>(~T{}), true)
-MPIPROC_KNOWN_OP(std::bit_or, MPI_BOR, T{}, true)
-MPIPROC_KNOWN_OP(std::bit_xor, MPI_BXOR, T{}, true)
-MPIPROC_KNOWN_OP(std::logical_and, MPI_LAND, T(true), true)
-MPIPROC_KNOWN_OP(std::logical_or, MPI_LOR, T(false), true)
+MPIPROC_KNOWN_OP(std::plus, MPI_SUM, T{}, any)
+MPIPROC_KNOWN_OP(std::multiplies, MPI_PROD, T(1), any)
+MPIPROC_KNOWN_OP(std::bit_and, MPI_BAND, static_cast<T>(~T{}), integral)
+MPIPROC_KNOWN_OP(std::bit_or, MPI_BOR, T{}, integral)
+MPIPROC_KNOWN_OP(std::bit_xor, MPI_BXOR, T{}, integral)
+MPIPROC_KNOWN_OP(std::logical_and, MPI_LAND, T(true), integral)
+MPIPROC_KNOWN_OP(std::logical_or, MPI_LOR, T(false), integral)
 #undef MPIPROC_KNOWN_OP
 
 template <>
 struct known_op<minimum> {
   static constexpr bool known = true;
-  static constexpr bool arithmetic_only = true;
+  static constexpr domain applies_to = domain::arithmetic;
   static MPI_Op mpi() noexcept { return MPI_MIN; }
   template <class T>
   static T identity() {
-    return std::numeric_limits<T>::max();
+    if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::max();
   }
 };
 
 template <>
 struct known_op<maximum> {
   static constexpr bool known = true;
-  static constexpr bool arithmetic_only = true;
+  static constexpr domain applies_to = domain::arithmetic;
   static MPI_Op mpi() noexcept { return MPI_MAX; }
   template <class T>
   static T identity() {
-    return std::numeric_limits<T>::lowest();
+    if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::lowest();
   }
 };
 
@@ -106,8 +111,17 @@ struct reduction_result<reduction<Op, T>, Mapped> {
 };
 
 template <class Op, class R>
-concept reduction_for = is_reduction<Op>::value ||
-                        (known_op<Op>::known && (!known_op<Op>::arithmetic_only || std::is_arithmetic_v<R>));
+constexpr bool known_op_applies() {
+  if constexpr (!known_op<Op>::known) return false;
+  else if constexpr (known_op<Op>::applies_to == domain::integral) return std::is_integral_v<R>;
+  else if constexpr (known_op<Op>::applies_to == domain::arithmetic) return std::is_arithmetic_v<R>;
+  else return true;
+}
+
+/// Op reduces values of type R: a reduction{op, identity}, or an operator mpiproc knows, applied
+/// to types it is defined for (bit and logical operators: integers; minimum, maximum: numbers).
+template <class Op, class R>
+concept reduction_for = is_reduction<Op>::value || known_op_applies<Op, R>();
 
 template <class R, class Op>
 R identity_of(const Op& op) {

@@ -12,10 +12,13 @@ namespace mpiproc::detail {
 /// Two slots alternate between consecutive loops. At the start of loop k, rank 0 zeroes the slot
 /// of loop k+1; every rank reaches loop k+1 only after the collective that ends loop k, which rank 0
 /// enters after that reset, so no loop ever sees a stale count and none needs an extra barrier.
+/// Loops on one communicator must not nest (a dynamic loop inside another's function would reuse
+/// the outer loop's slot).
 class chunk_counter {
  public:
   /// Collective over `comm`.
   explicit chunk_counter(MPI_Comm comm);
+  /// Collective: frees the window (see release()).
   ~chunk_counter();
   chunk_counter(const chunk_counter&) = delete;
   chunk_counter& operator=(const chunk_counter&) = delete;
@@ -27,6 +30,8 @@ class chunk_counter {
   /// Makes every later next() of the current loop return at least `end`: used when this rank fails,
   /// so that the others stop taking work and reach the error check quickly.
   void cancel(std::uint64_t end);
+  /// Collective: frees the window now; later calls do nothing.
+  void release() noexcept;
 
  private:
   MPI_Win window_ = MPI_WIN_NULL;

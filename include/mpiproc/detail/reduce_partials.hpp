@@ -17,7 +17,7 @@ template <class R, class Op>
 std::optional<R> reduce_partials(const communicator& comm, R partial, const Op& op, int root) {
   const MPI_Comm c = comm.native();
   const bool receives = root == all_ranks || comm.rank() == root;
-  if constexpr (known_op<Op>::known && std::is_arithmetic_v<R> && !std::is_same_v<R, bool>) {
+  if constexpr (known_op_applies<Op, R>() && std::is_arithmetic_v<R> && !std::is_same_v<R, bool>) {
     const MPI_Datatype type = builtin_type<R>();
     R result = partial;
     if (root == all_ranks)

@@ -97,7 +97,11 @@ void broadcast(MPI_Comm comm, T& value, int root) {
 /// Collective: sends the vector `items` from `root` to every rank.
 template <class T>
 void broadcast(MPI_Comm comm, std::vector<T>& items, int root) {
-  if constexpr (travels_raw<T>) {
+  if constexpr (std::is_same_v<T, bool>) {  // vector<bool> packs bits and has no data()
+    std::vector<unsigned char> bytes(items.begin(), items.end());
+    broadcast(comm, bytes, root);
+    items.assign(bytes.begin(), bytes.end());
+  } else if constexpr (travels_raw<T>) {
     std::uint64_t n = items.size();
     MPIPROC_CHECK(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm));
     items.resize(n);
@@ -141,18 +145,23 @@ std::vector<T> gather_concat(MPI_Comm comm, std::vector<T> items, int root, std:
   int rank = 0;
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
   const bool receives = root == all_ranks || rank == root;
-  if constexpr (travels_raw<T>) {
-    const int mine = checked_count(items.size(), "gather");
+  if constexpr (std::is_same_v<T, bool>) {  // vector<bool> packs bits and has no data()
+    std::vector<unsigned char> bytes = gather_concat(comm, std::vector<unsigned char>(items.begin(), items.end()), root, counts);
+    return std::vector<bool>(bytes.begin(), bytes.end());
+  } else if constexpr (travels_raw<T>) {
+    // Every rank learns the total first, so that all refuse together rather than some waiting.
+    const auto mine64 = static_cast<std::int64_t>(items.size());
+    std::int64_t total = 0;
+    MPIPROC_CHECK(MPI_Allreduce(&mine64, &total, 1, MPI_INT64_T, MPI_SUM, comm));
+    if (total > INT_MAX)
+      throw usage_error("mpiproc: gathering " + std::to_string(total) +
+                        " results exceeds MPI's 2^31 - 1 per call; use map_reduce, or map smaller ranges");
+    const int mine = static_cast<int>(mine64);
     std::vector<int> sizes = gather(comm, mine, root);
     std::vector<int> displs(sizes.size());
     std::vector<T> out;
     if (receives) {
-      std::int64_t total = 0;
-      for (std::size_t r = 0; r < sizes.size(); ++r) {
-        if (total > INT_MAX) throw usage_error("gather: more than 2^31 - 1 results in total for a single MPI message");
-        displs[r] = static_cast<int>(total);
-        total += sizes[r];
-      }
+      for (std::size_t r = 1; r < sizes.size(); ++r) displs[r] = displs[r - 1] + sizes[r - 1];
       out.resize(static_cast<std::size_t>(total));
       counts.assign(sizes.begin(), sizes.end());
     }
