@@ -326,3 +326,18 @@ TEST(Communicator, SubCommunicatorsAndIsolation) {
   EXPECT_EQ(got, prev * 10);
   MPI_Comm_free(&half);
 }
+
+TEST(Communicator, SiblingCommunicatorsShareNoState) {
+  // The halves of one MPI_Comm_split get the same context id; Open MPI 4.1's osc/rdma names its
+  // shared-memory files by that id, so windows made at once on both halves collided and failed.
+  for (int round = 0; round < 30; ++round) {
+    MPI_Comm half;
+    MPI_Comm_split(MPI_COMM_WORLD, world().rank() % 2, world().rank(), &half);
+    {
+      const mpiproc::communicator sub{half};
+      EXPECT_EQ(mpiproc::map_reduce(sub, range<int>{0, 100}, [](int i) { return i; }, std::plus<>{}, schedule::dynamic(3)), 4950);
+    }
+    MPI_Comm_free(&half);
+  }
+}
+

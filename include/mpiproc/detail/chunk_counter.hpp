@@ -7,7 +7,14 @@
 namespace mpiproc::detail {
 
 /// The shared "next chunk" counter of the dynamic and guided schedules: a 64-bit integer on rank 0
-/// that every rank increments with MPI_Fetch_and_op, so no rank sits idle as a master.
+/// that every rank increments atomically, so no rank sits idle as a master.
+///
+/// When all ranks share one node's memory, the counter lives in a shared-memory window
+/// (MPI_Win_allocate_shared) and ranks increment it with CPU atomics, the fastest path and one
+/// that never waits for the owner. Otherwise it is an RMA window served by MPI_Fetch_and_op.
+/// (Open MPI 4.1's osc/rdma, which MPI_Win_allocate picks by default, names its shared-memory files
+/// by communicator id, so windows created at once on the halves of one MPI_Comm_split collide and
+/// fail: the shared-memory window avoids that too.)
 ///
 /// Two slots alternate between consecutive loops. At the start of loop k, rank 0 zeroes the slot
 /// of loop k+1; every rank reaches loop k+1 only after the collective that ends loop k, which rank 0
@@ -32,9 +39,14 @@ class chunk_counter {
   void cancel(std::uint64_t end);
   /// Collective: frees the window now; later calls do nothing.
   void release() noexcept;
+  /// Whether the counter lives in node-shared memory (else it is served by MPI RMA).
+  bool in_shared_memory() const noexcept { return shared_ != nullptr; }
 
  private:
+  void store(MPI_Aint slot, std::uint64_t value);
+
   MPI_Win window_ = MPI_WIN_NULL;
+  std::uint64_t* shared_ = nullptr;  // rank 0's slots, mapped into every rank, when on one node
   int rank_ = 0;
   unsigned loop_ = 0;  // loops begun; the current slot is (loop_ - 1) % 2
 };
