@@ -80,8 +80,9 @@ struct row {
   bool same = true;
 };
 
-/// Times `trials` alternating runs of the raw and the mpiproc version; keeps the fastest of each,
-/// the figure least disturbed by other load on a shared machine.
+/// Times alternating runs of the raw and the mpiproc version, which goes first swapping each time,
+/// and keeps the fastest of each: the figure least disturbed by other load on a shared machine.
+/// Short workloads get more runs, so that each version is timed for about a second in all.
 /// Each timed run computes the whole sum `repeat` times, as the seed's rangesum does.
 template <class F>
 row compare(const mpiproc::communicator& world, const std::string& name, std::int64_t first, std::int64_t last,
@@ -89,19 +90,33 @@ row compare(const mpiproc::communicator& world, const std::string& name, std::in
   row r{name, kind, std::numeric_limits<double>::max(), std::numeric_limits<double>::max(), true};
   const mpiproc::range<std::int64_t> items{first, last};
   const mpiproc::schedule sched = mpiproc::schedule::from_name(kind);
-  for (int t = 0; t < trials; ++t) {
+  auto time_raw = [&] {
     MPI_Barrier(world.native());
-    double start = MPI_Wtime();
-    std::int64_t raw = 0;
-    for (int k = 0; k < repeat; ++k) raw += raw_sum(world.native(), first, last, kind, f);
+    const double start = MPI_Wtime();
+    std::int64_t sum = 0;
+    for (int k = 0; k < repeat; ++k) sum += raw_sum(world.native(), first, last, kind, f);
     r.raw = std::min(r.raw, MPI_Wtime() - start);
-
+    return sum;
+  };
+  auto time_lib = [&] {
     MPI_Barrier(world.native());
-    start = MPI_Wtime();
-    std::int64_t lib = 0;
-    for (int k = 0; k < repeat; ++k) lib += mpiproc::map_reduce(world, items, f, std::plus<>{}, sched);
+    const double start = MPI_Wtime();
+    std::int64_t sum = 0;
+    for (int k = 0; k < repeat; ++k) sum += mpiproc::map_reduce(world, items, f, std::plus<>{}, sched);
     r.lib = std::min(r.lib, MPI_Wtime() - start);
-    r.same = r.same && raw == lib;
+    return sum;
+  };
+  for (int t = 0; t < trials; ++t) {
+    if (t == 1) {
+      // Every rank must run the same number of trials: agree on the slowest first run.
+      double first_run = std::max(r.raw, r.lib), slowest = 0;
+      MPI_Allreduce(&first_run, &slowest, 1, MPI_DOUBLE, MPI_MAX, world.native());
+      trials = std::max(trials, std::min(200, static_cast<int>(1.0 / std::max(slowest, 1e-6))));
+    }
+    const std::int64_t raw = t % 2 == 0 ? time_raw() : 0;
+    const std::int64_t lib = time_lib();
+    const std::int64_t raw_after = t % 2 == 1 ? time_raw() : raw;
+    r.same = r.same && raw_after == lib;
   }
   return r;
 }
@@ -167,7 +182,7 @@ int main(int argc, char** argv) {
           std::fflush(stdout);
         }
       }
-    if (world.rank() == 0) std::printf("ranks: %d  trials: %d (fastest of each)\n", world.size(), trials);
+    if (world.rank() == 0) std::printf("ranks: %d  at least %d runs of each version (more for short workloads), fastest kept\n", world.size(), trials);
     for (const row& r : rows)
       if (!r.same) throw std::runtime_error("mpiproc and raw MPI disagree on " + r.workload + "/" + r.schedule);
   });
