@@ -12,8 +12,9 @@ class environment {
   /// Collective over MPI_COMM_WORLD when it initializes MPI.
   environment();
   environment(int& argc, char**& argv);
-  /// Finalizes MPI if this object initialized it. If an exception is escaping (a rank is dying),
-  /// aborts every rank instead, so that none is left waiting in a collective.
+  /// Finalizes MPI if this object initialized it; if an exception is escaping then (a rank is
+  /// dying), aborts every rank instead, so that none is left waiting in a collective. An
+  /// environment over a host's MPI does neither: the host owns MPI's end.
   ~environment();
   environment(const environment&) = delete;
   environment& operator=(const environment&) = delete;

@@ -11,7 +11,7 @@
 
 namespace mpiproc {
 
-/// The smaller of two values; a reduction with a known identity (the largest value of the type).
+/// The smaller of two values; a reduction with a known identity (+infinity, or the type's largest value).
 struct minimum {
   template <class T>
   constexpr T operator()(const T& a, const T& b) const {
@@ -19,7 +19,7 @@ struct minimum {
   }
 };
 
-/// The larger of two values; a reduction with a known identity (the lowest value of the type).
+/// The larger of two values; a reduction with a known identity (-infinity, or the type's lowest value).
 struct maximum {
   template <class T>
   constexpr T operator()(const T& a, const T& b) const {
