@@ -21,7 +21,7 @@ void environment::init(int* argc, char*** argv) {
     int finalized = 0;
     MPIPROC_CHECK(MPI_Finalized(&finalized));
     if (finalized) throw usage_error("mpiproc::environment: MPI was already finalized and cannot be initialized again");
-    MPIPROC_CHECK(MPI_Init_thread(argc, argv, required_thread_level, &thread_level_));
+    MPIPROC_CHECK(MPI_Init_thread(argc, argv, requested_thread_level, &thread_level_));
     owns_ = true;
   }
 }

@@ -300,6 +300,28 @@ TEST(MapReduce, DynamicSpreadsIrregularWork) {
   EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), std::int64_t{0}), 64);
 }
 
+TEST(MapReduce, BusyOwnerDoesNotStallTheOthers) {
+  // Rank 0 owns the dynamic schedule's counter. It computes for 2 s in its first item and makes no
+  // MPI call meanwhile; the other ranks must go on taking (and finish) all other items.
+  if (world().size() < 2) GTEST_SKIP() << "needs two ranks";
+  const double start = MPI_Wtime();
+  std::int64_t taken = 0;
+  double last_take = 0;
+  mpiproc::for_each(world(), range<int>{0, 200}, [&](int) {
+    if (++taken == 1 && world().rank() == 0) {
+      const double until = MPI_Wtime() + 2.0;
+      while (MPI_Wtime() < until) {
+      }
+    }
+    last_take = MPI_Wtime() - start;
+  }, schedule::dynamic(1));
+  const auto counts = test::all_gather({taken});
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), std::int64_t{0}), 200);
+  if (world().rank() != 0) {
+    EXPECT_LT(last_take, 1.5) << "rank " << world().rank() << " waited for the busy owner";
+  }
+}
+
 TEST(Communicator, SubCommunicatorsAndIsolation) {
   // Split into even and odd ranks; each half reduces on its own.
   MPI_Comm half;

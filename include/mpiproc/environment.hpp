@@ -26,10 +26,11 @@ class environment {
   /// Whether this object called MPI_Init (and so will call MPI_Finalize).
   bool owns_mpi() const noexcept { return owns_; }
 
-  /// The thread level mpiproc asks for when it initializes MPI: mpiproc makes MPI calls only from
-  /// the thread that calls it, so programs may run threads of their own beside it. A host that
-  /// initialized MPI itself at MPI_THREAD_SINGLE works too, as long as it has one thread.
-  static constexpr int required_thread_level = MPI_THREAD_FUNNELED;
+  /// The thread level mpiproc asks for when it initializes MPI: MPI_THREAD_MULTIPLE, because over
+  /// several nodes the dynamic schedules' counter is served by a thread of its own (so a chunk is
+  /// handed out while the owner rank computes). A host that initialized MPI itself at a lower level
+  /// works too, except for dynamic and guided schedules over several nodes (a usage_error).
+  static constexpr int requested_thread_level = MPI_THREAD_MULTIPLE;
 
  private:
   void init(int* argc, char*** argv);

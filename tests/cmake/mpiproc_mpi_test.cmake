@@ -1,6 +1,8 @@
-# mpiproc_add_mpi_test(<target> [RANKS n...] [TIMEOUT seconds] [ARGS ...] [LABELS ...])
-# Registers <target> as one ctest per rank count, named <target>.np<n>, each run under mpiexec
-# with a TIMEOUT, so that a hang fails in seconds rather than at the CI limit.
+# mpiproc_add_mpi_test(<target> [RANKS n...] [TIMEOUT seconds] [ARGS ...] [LABELS ...]
+#                      [SUFFIX name ENVIRONMENT VAR=value...])
+# Registers <target> as one ctest per rank count, named <target>.np<n>[.<suffix>], each run under
+# mpiexec with a TIMEOUT, so that a hang fails in seconds rather than at the CI limit, and with the
+# given environment (e.g. a variant that forces another code path).
 
 find_package(MPI REQUIRED COMPONENTS CXX)
 
@@ -18,7 +20,7 @@ function(mpiproc_mpiexec_command out np)
 endfunction()
 
 function(mpiproc_add_mpi_test target)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "RANKS;ARGS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;SUFFIX" "RANKS;ARGS;LABELS;ENVIRONMENT" ${ARGN})
   if(NOT ARG_RANKS)
     set(ARG_RANKS 1 2 3 4)
   endif()
@@ -26,8 +28,15 @@ function(mpiproc_add_mpi_test target)
     set(ARG_TIMEOUT 60)
   endif()
   foreach(np IN LISTS ARG_RANKS)
+    set(name ${target}.np${np})
+    if(ARG_SUFFIX)
+      set(name ${name}.${ARG_SUFFIX})
+    endif()
     mpiproc_mpiexec_command(launcher ${np})
-    add_test(NAME ${target}.np${np} COMMAND ${launcher} $<TARGET_FILE:${target}> ${ARG_ARGS})
-    set_tests_properties(${target}.np${np} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "mpi;${ARG_LABELS}")
+    add_test(NAME ${name} COMMAND ${launcher} $<TARGET_FILE:${target}> ${ARG_ARGS})
+    set_tests_properties(${name} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "mpi;${ARG_LABELS}")
+    if(ARG_ENVIRONMENT)
+      set_tests_properties(${name} PROPERTIES ENVIRONMENT "${ARG_ENVIRONMENT}")
+    endif()
   endforeach()
 endfunction()
