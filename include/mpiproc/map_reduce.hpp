@@ -107,7 +107,7 @@ template <class Item, std::invocable<const Item&> Fn, class Op>
 detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& comm, std::vector<Item> items, Fn fn,
                                                          Op op, schedule s = {}) {
   detail::broadcast(comm.native(), items, 0);
-  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, items[static_cast<std::size_t>(i)]); };
+  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
   const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
   return *detail::map_reduce_elements(comm, positions, at, op, s, detail::all_ranks);
 }

@@ -13,7 +13,7 @@ namespace mpiproc {
 /// - dynamic(c): chunks of c items taken on demand from a shared counter, so a rank that finishes
 ///   early takes more; every rank works, none is a master. Pick it when item costs vary
 ///   (primes: later numbers cost more). Without c, about 32 chunks per rank.
-/// - guided(min): like dynamic, but chunks start large and shrink (each is remaining / 2P, at least
+/// - guided(min): like dynamic, but chunks start large and shrink (each is remaining / 2P rounded up, at least
 ///   `min`), fewer counter trips than dynamic for the same balance at the end.
 class schedule {
  public:

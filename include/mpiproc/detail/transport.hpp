@@ -83,17 +83,6 @@ inline int checked_count(std::size_t n, const char* what) {
   return static_cast<int>(n);
 }
 
-/// Collective: sends `value` from `root` to every rank.
-template <class T>
-void broadcast(MPI_Comm comm, T& value, int root) {
-  if constexpr (travels_raw<T>) {
-    MPIPROC_CHECK(MPI_Bcast(&value, 1, raw_type<T>(), root, comm));
-  } else {
-    boost::mpi::communicator bc(comm, boost::mpi::comm_attach);
-    boost_mpi_call([&] { boost::mpi::broadcast(bc, value, root); });
-  }
-}
-
 /// Collective: sends the vector `items` from `root` to every rank.
 template <class T>
 void broadcast(MPI_Comm comm, std::vector<T>& items, int root) {
