@@ -1,5 +1,6 @@
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/chunk_counter.hpp>
+#include <mpiproc/detail/shared_segment.hpp>
 #include <mpiproc/error.hpp>
 
 #include <atomic>
@@ -20,20 +21,6 @@ enum : std::uint64_t { take = 0, raise_to = 1, stop = 2 };
 
 static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
               "the shared-memory counter needs lock-free 64-bit atomics, which work across processes");
-
-/// Whether every rank of `comm` shares one node's memory (the same answer on every rank: if the
-/// ranks span several nodes, every node holds fewer than all of them).
-bool on_one_node(MPI_Comm comm) {
-  int size = 0;
-  MPIPROC_CHECK(MPI_Comm_size(comm, &size));
-  MPI_Comm node = MPI_COMM_NULL;
-  MPIPROC_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  int node_size = 0;
-  const int rc = MPI_Comm_size(node, &node_size);
-  MPI_Comm_free(&node);
-  check(rc, "MPI_Comm_size");
-  return node_size == size;
-}
 
 chunk_counter::path choose_path(MPI_Comm comm) {
   const char* forced = std::getenv("MPIPROC_COUNTER");

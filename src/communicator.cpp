@@ -1,11 +1,10 @@
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/chunk_counter.hpp>
+#include <mpiproc/detail/finalize_hook.hpp>
 #include <mpiproc/error.hpp>
 
-#include <algorithm>
 #include <exception>
-#include <vector>
 
 namespace mpiproc {
 
@@ -24,34 +23,11 @@ struct mpi_handles {
   }
 };
 
-/// Every set of handles not yet freed, in creation order (the same on every rank, since
-/// communicators are created collectively).
-std::vector<std::shared_ptr<mpi_handles>>& unreleased() {
-  static std::vector<std::shared_ptr<mpi_handles>> handles;
-  return handles;
-}
-
-/// Called at the start of MPI_Finalize (an attribute of MPI_COMM_SELF is deleted first): frees what
-/// is left (communicators that outlive the environment, or were dropped while an exception unwound)
-/// while MPI still works, so that no window is left locked at finalization.
-int release_at_finalize(MPI_Comm, int, void*, void*) {
-  auto& handles = unreleased();
-  for (auto it = handles.rbegin(); it != handles.rend(); ++it) (*it)->release();
-  handles.clear();
-  return MPI_SUCCESS;
-}
-
-void hook_finalize() {
-  static int keyval = MPI_KEYVAL_INVALID;
-  if (keyval != MPI_KEYVAL_INVALID) return;
-  MPIPROC_CHECK(MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, release_at_finalize, &keyval, nullptr));
-  MPIPROC_CHECK(MPI_Comm_set_attr(MPI_COMM_SELF, keyval, nullptr));
-}
-
 }  // namespace
 
 struct communicator_state {
   std::shared_ptr<mpi_handles> handles = std::make_shared<mpi_handles>();
+  std::uint64_t finalize_id = 0;
   int rank = 0;
   int size = 1;
 
@@ -63,9 +39,8 @@ struct communicator_state {
     if (!initialized || finalized)
       throw usage_error("mpiproc::communicator: MPI is not initialized; create an mpiproc::environment first");
     if (user == MPI_COMM_NULL) throw usage_error("mpiproc::communicator: cannot use MPI_COMM_NULL");
-    hook_finalize();
     MPIPROC_CHECK(MPI_Comm_dup(user, &handles->comm));
-    unreleased().push_back(handles);
+    finalize_id = release_at_finalize([h = handles] { h->release(); });
     MPIPROC_CHECK(MPI_Comm_set_errhandler(handles->comm, MPI_ERRORS_RETURN));
     MPIPROC_CHECK(MPI_Comm_rank(handles->comm, &rank));
     MPIPROC_CHECK(MPI_Comm_size(handles->comm, &size));
@@ -77,9 +52,8 @@ struct communicator_state {
     // While an exception unwinds, this rank may be the only one here: a collective free could
     // wait forever, so leave it to MPI_Finalize (or to the abort that follows).
     if (finalized || std::uncaught_exceptions() > 0) return;
+    forget_at_finalize(finalize_id);
     handles->release();
-    auto& all = unreleased();
-    all.erase(std::remove(all.begin(), all.end(), handles), all.end());
   }
 };
 

@@ -1,0 +1,94 @@
+#pragma once
+
+#include <mpi.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+namespace mpiproc::detail {
+
+using clock = std::chrono::steady_clock;
+using deadline = std::optional<clock::time_point>;
+
+/// Collective: whether every rank of `comm` shares one node's memory (the same answer everywhere).
+bool on_one_node(MPI_Comm comm);
+
+/// Collective: whether shared state on `comm` goes by messages (ranks on several nodes, or
+/// MPIPROC_COUNTER=messages) rather than through shared memory. Throws usage_error for a bad
+/// MPIPROC_COUNTER.
+bool use_messages(MPI_Comm comm);
+
+/// What a wait waits for: (word & mask) == value, != value, or >= value (unsigned).
+enum class wait_test : std::uint64_t { equal, not_equal, at_least };
+
+/// Memory that every rank of a communicator reads and changes atomically: each rank contributes
+/// some bytes (often only rank 0 does), addressed as (rank, byte offset). The rank-wide locks,
+/// semaphores, counters, values and arrays are built on it.
+///
+/// Two ways to hold it, chosen when it is created (the same on every rank):
+/// - shared: all ranks on one node; an MPI_Win_allocate_shared window that ranks change with CPU
+///   atomics. A rank that waits spins briefly, then sleeps on a futex in the window that every
+///   change wakes, so waiting ranks give their core to the rank they wait for (4 ranks on 2 cores).
+/// - messages: ranks on several nodes, where one-sided MPI over plain TCP does not work with Open
+///   MPI's defaults; one thread per process serves the requests for every segment it holds memory
+///   for, so requests are served while the rank computes, and keeps waits until they hold. Needs
+///   MPI_THREAD_MULTIPLE.
+/// MPIPROC_COUNTER=messages forces messages on one node too (for tests and benchmarks).
+///
+/// Atomic operations take a width of 1, 2, 4 or 8 bytes at an offset aligned to it; waits and
+/// take() use 8-byte words. A segment is for one thread of each rank at a time.
+class shared_segment {
+ public:
+  /// Collective over `comm` (which it duplicates): this rank contributes `bytes` bytes, a copy of
+  /// `initial` or zeroed.
+  shared_segment(MPI_Comm comm, std::size_t bytes, const void* initial = nullptr);
+  /// Collective (see release()); skipped while an exception unwinds, leaving it to MPI_Finalize.
+  ~shared_segment();
+  shared_segment(const shared_segment&) = delete;
+  shared_segment& operator=(const shared_segment&) = delete;
+
+  int rank() const noexcept;
+  int size() const noexcept;
+  /// How many bytes `rank` contributed.
+  std::size_t bytes(int rank) const;
+
+  std::uint64_t load(int rank, std::size_t offset, unsigned width = 8);
+  void store(int rank, std::size_t offset, std::uint64_t value, unsigned width = 8);
+  std::uint64_t exchange(int rank, std::size_t offset, std::uint64_t value, unsigned width = 8);
+  /// Adds with wrap-around at `width` bytes; returns the previous value.
+  std::uint64_t fetch_add(int rank, std::size_t offset, std::uint64_t value, unsigned width = 8);
+  /// Adds without waiting for the change to be made (it lands before any later request of this
+  /// rank to the same rank), so the messages path spends no round trip on it.
+  void post_add(int rank, std::size_t offset, std::uint64_t value);
+  /// If the word holds `expected`, stores `desired`; otherwise loads it into `expected`.
+  bool compare_exchange(int rank, std::size_t offset, std::uint64_t& expected, std::uint64_t desired,
+                        unsigned width = 8);
+  /// Adds `amount` unless that would take the word past `limit`; returns whether it did.
+  bool add_up_to(int rank, std::size_t offset, std::uint64_t amount, std::uint64_t limit);
+  /// Subtracts `amount` if the word holds at least that much; returns whether it did. With a wait,
+  /// blocks until it can (FIFO among waiters on the messages path) or the deadline passes.
+  bool take(int rank, std::size_t offset, std::uint64_t amount);
+  bool wait_take(int rank, std::size_t offset, std::uint64_t amount, const deadline& until);
+  /// Blocks until the word passes the test (true) or the deadline passes (false).
+  bool wait(int rank, std::size_t offset, std::uint64_t mask, wait_test test, std::uint64_t value,
+            const deadline& until);
+
+  /// Plain (not atomic as a whole) copies of bytes.
+  void read(int rank, std::size_t offset, void* out, std::size_t bytes);
+  void write(int rank, std::size_t offset, const void* in, std::size_t bytes);
+
+  /// Collective: frees the window or leaves the service; later operations throw usage_error.
+  void release() noexcept;
+  /// Whether this segment uses the messages path.
+  bool by_messages() const noexcept;
+
+  struct state;
+
+ private:
+  std::shared_ptr<state> state_;  // also held by the release at MPI_Finalize until this one frees it
+};
+
+}  // namespace mpiproc::detail

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/shared_segment.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+namespace mpiproc {
+
+/// Mutual exclusion across the ranks of a communicator (Python's multiprocessing.Lock). Waiting
+/// ranks are served in the order they called lock(), so none starves; they sleep rather than
+/// spin, so a lock stays fast with more ranks than cores. Meets the standard Lockable and
+/// TimedLockable requirements: std::lock_guard, std::unique_lock and std::scoped_lock work.
+/// Held by a rank, not a thread: use it from one thread of each rank at a time.
+class mutex {
+ public:
+  /// Collective over `comm`.
+  explicit mutex(const communicator& comm);
+
+  /// Blocks until this rank holds the lock. Throws usage_error if it already does (that would
+  /// wait forever; use rlock to re-enter).
+  void lock();
+  /// Takes the lock if it is free now; false if another rank holds it or has queued for it, or
+  /// this rank holds it already.
+  bool try_lock();
+  /// Tries until the time passes. A timed try does not queue: it takes the lock when it sees it
+  /// free, so under heavy contention the queue of lock() callers may keep it busy throughout.
+  template <class Rep, class Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return try_lock_until_steady(detail::clock::now() +
+                                 std::chrono::ceil<detail::clock::duration>(timeout));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& until) {
+    return try_lock_for(until - Clock::now());
+  }
+  /// Releases the lock. Throws usage_error if this rank does not hold it.
+  void unlock();
+  /// Whether this rank holds the lock.
+  bool held() const noexcept { return held_; }
+
+ private:
+  bool try_lock_until_steady(detail::clock::time_point until);
+
+  // One word on rank 0: the next ticket (high half) and the ticket being served (low half).
+  std::unique_ptr<detail::shared_segment> word_;
+  std::uint32_t ticket_ = 0;
+  bool held_ = false;
+};
+
+/// The name Python users know: mpiproc::lock is multiprocessing.Lock.
+using lock = mutex;
+
+}  // namespace mpiproc

@@ -1,0 +1,643 @@
+#include <mpiproc/detail/check.hpp>
+#include <mpiproc/detail/finalize_hook.hpp>
+#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/error.hpp>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <future>
+#include <list>
+#include <mutex>
+#include <sched.h>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mpiproc::detail {
+
+// ---------------------------------------------------------------------------------------------
+// Operations, applied the same way to mapped shared memory and by the messages path's service.
+
+namespace {
+
+/// One operation; the messages path sends it as it is.
+struct request {
+  std::uint64_t kind = 0, width = 8, offset = 0, a = 0, b = 0, c = 0;
+};
+
+enum : std::uint64_t {
+  op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_add_up_to, op_take,
+  op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_stop
+};
+constexpr int request_tag = 1, reply_tag = 2, payload_tag = 3;
+constexpr std::size_t header_bytes = 64;  // shared path: each rank's futex word and waiter count
+constexpr std::size_t max_message = std::size_t{1} << 30;
+
+struct reply {
+  std::uint64_t value = 0, ok = 1;
+};
+
+static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
+              "shared state needs lock-free 64-bit atomics, which work across processes");
+
+bool modifies(std::uint64_t kind) {
+  return kind == op_store || kind == op_exchange || kind == op_fetch_add || kind == op_post_add ||
+         kind == op_compare_exchange || kind == op_add_up_to || kind == op_take || kind == op_wait_take ||
+         kind == op_write;
+}
+
+bool passes(std::uint64_t word, const request& r) {
+  const std::uint64_t masked = word & r.a;
+  switch (static_cast<wait_test>(r.c)) {
+    case wait_test::equal: return masked == r.b;
+    case wait_test::not_equal: return masked != r.b;
+    case wait_test::at_least: return masked >= r.b;
+  }
+  return false;
+}
+
+template <class U>
+reply apply_atomic(std::byte* at, const request& r) {
+  std::atomic_ref<U> word(*reinterpret_cast<U*>(at));
+  switch (r.kind) {
+    case op_load: return {word.load(), 1};
+    case op_store: word.store(static_cast<U>(r.a)); return {};
+    case op_exchange: return {word.exchange(static_cast<U>(r.a)), 1};
+    case op_fetch_add:
+    case op_post_add: return {word.fetch_add(static_cast<U>(r.a)), 1};
+    case op_compare_exchange: {
+      U expected = static_cast<U>(r.a);
+      const bool ok = word.compare_exchange_strong(expected, static_cast<U>(r.b));
+      return {expected, ok ? 1u : 0u};
+    }
+    default: break;
+  }
+  // The rest work on 8-byte words only.
+  std::atomic_ref<std::uint64_t> word64(*reinterpret_cast<std::uint64_t*>(at));
+  std::uint64_t seen = word64.load();
+  switch (r.kind) {
+    case op_add_up_to:
+      for (;;) {
+        if (r.a > r.b || seen > r.b - r.a) return {seen, 0};
+        if (word64.compare_exchange_weak(seen, seen + r.a)) return {seen, 1};
+      }
+    case op_take:
+    case op_wait_take:
+      for (;;) {
+        if (seen < r.a) return {seen, 0};
+        if (word64.compare_exchange_weak(seen, seen - r.a)) return {seen, 1};
+      }
+    case op_wait: return {seen, passes(seen, r) ? 1u : 0u};
+    default: return {0, 0};
+  }
+}
+
+/// Applies `r` at `data` (the owner's memory); `payload` is what a write writes, `result` where a
+/// read reads to. Sets `changed` when memory may have changed.
+reply apply(std::byte* data, const request& r, const void* payload, void* result, bool& changed) {
+  std::byte* at = data + r.offset;
+  changed = false;
+  if (r.kind == op_read) {
+    std::memcpy(result, at, r.a);
+    return {};
+  }
+  if (r.kind == op_write) {
+    std::memcpy(at, payload, r.a);
+    changed = true;
+    return {};
+  }
+  reply out;
+  switch (r.width) {
+    case 1: out = apply_atomic<std::uint8_t>(at, r); break;
+    case 2: out = apply_atomic<std::uint16_t>(at, r); break;
+    case 4: out = apply_atomic<std::uint32_t>(at, r); break;
+    default: out = apply_atomic<std::uint64_t>(at, r); break;
+  }
+  changed = modifies(r.kind) && (out.ok || r.kind == op_exchange || r.kind == op_store);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting without burning a core.
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// Sleeps while *word == expected (until woken, or for at most `timeout`).
+void futex_wait(std::uint32_t* word, std::uint32_t expected, const deadline& until) {
+  timespec relative{};
+  timespec* timeout = nullptr;
+  if (until) {
+    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*until - clock::now()).count();
+    if (left <= 0) return;
+    relative.tv_sec = static_cast<time_t>(left / 1'000'000'000);
+    relative.tv_nsec = static_cast<long>(left % 1'000'000'000);
+    timeout = &relative;
+  }
+  // Not FUTEX_PRIVATE: the word is in memory shared between processes.
+  syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout, nullptr, 0);
+}
+
+void futex_wake_all(std::uint32_t* word) { syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
+
+/// Polls an MPI request without spinning a core for long: spins for a few microseconds (a reply
+/// usually comes that fast), yields for 2 ms, then sleeps in 50 us steps.
+class poller {
+ public:
+  void pause() {
+    using namespace std::chrono_literals;
+    const auto waited = clock::now() - start_;
+    if (waited < 20us)
+      cpu_relax();
+    else if (waited < 2ms)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(50us);
+  }
+  void restart() { start_ = clock::now(); }
+
+ private:
+  clock::time_point start_ = clock::now();
+};
+
+// ---------------------------------------------------------------------------------------------
+// The messages path's service: one thread per process answers the requests for every segment
+// whose memory this process holds. It starts with the first such segment and ends with the last.
+
+class service {
+ public:
+  static service& instance() {
+    static service s;
+    return s;
+  }
+
+  /// Starts serving `memory` to the ranks of `comm`; the future is ready once a stop request
+  /// (sent by this process to itself) has been handled.
+  std::future<void> add(MPI_Comm comm, std::byte* memory) {
+    auto e = std::make_unique<entry>();
+    e->comm = comm;
+    e->memory = memory;
+    MPI_Comm_rank(comm, &e->self);
+    auto stopped = e->stopped.get_future();
+    std::lock_guard guard(mutex_);
+    added_.push_back(std::move(e));
+    if (!running_) {
+      if (thread_.joinable()) thread_.join();
+      running_ = true;
+      thread_ = std::thread([this] { loop(); });
+    }
+    return stopped;
+  }
+
+  ~service() {
+    if (thread_.joinable()) thread_.detach();  // only if MPI never finalized; nothing left to serve
+  }
+
+ private:
+  struct waiter {
+    int source;
+    request r;
+  };
+  struct entry {
+    MPI_Comm comm = MPI_COMM_NULL;
+    std::byte* memory = nullptr;
+    int self = 0;
+    request incoming;
+    MPI_Request pending = MPI_REQUEST_NULL;
+    std::list<waiter> waits;  // in arrival order
+    std::promise<void> stopped;
+  };
+
+  void post(entry& e) {
+    MPI_Irecv(&e.incoming, sizeof(request), MPI_BYTE, MPI_ANY_SOURCE, request_tag, e.comm, &e.pending);
+  }
+
+  static void answer(entry& e, int to, const reply& out) {
+    MPI_Send(&out, sizeof(reply), MPI_BYTE, to, reply_tag, e.comm);
+  }
+
+  /// Serves one request; returns false when it was the stop.
+  bool handle(entry& e, int source) {
+    const request r = e.incoming;
+    if (r.kind == op_stop) return false;
+    if (r.kind == op_sync) {
+      answer(e, source, {});
+      return true;
+    }
+    if (r.kind == op_cancel) {
+      for (auto it = e.waits.begin(); it != e.waits.end(); ++it)
+        if (it->source == source) {
+          answer(e, source, {0, 0});
+          e.waits.erase(it);
+          break;
+        }
+      answer(e, source, {});  // the cancel's own answer, after the wait's
+      return true;
+    }
+    std::vector<std::byte> payload;
+    if (r.kind == op_read || r.kind == op_write) payload.resize(r.a);
+    if (r.kind == op_write)
+      MPI_Recv(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, payload_tag, e.comm, MPI_STATUS_IGNORE);
+    bool changed = false;
+    const reply out = apply(e.memory, r, payload.data(), payload.data(), changed);
+    if ((r.kind == op_wait || r.kind == op_wait_take) && !out.ok)
+      e.waits.push_back({source, r});
+    else if (r.kind != op_post_add)
+      answer(e, source, out);
+    if (r.kind == op_read)
+      MPI_Send(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, payload_tag, e.comm);
+    // A change may let waiters through: answer them in arrival order.
+    while (changed) {
+      changed = false;
+      for (auto it = e.waits.begin(); it != e.waits.end();) {
+        bool took = false;
+        const reply ready = apply(e.memory, it->r, nullptr, nullptr, took);
+        if (!ready.ok) {
+          ++it;
+          continue;
+        }
+        answer(e, it->source, ready);
+        it = e.waits.erase(it);
+        changed = changed || took;
+      }
+    }
+    return true;
+  }
+
+  void loop() {
+    std::list<std::unique_ptr<entry>> active;
+    poller idle;
+    for (;;) {
+      {
+        std::lock_guard guard(mutex_);
+        for (auto& e : added_) {
+          post(*e);
+          active.push_back(std::move(e));
+        }
+        added_.clear();
+        if (active.empty()) {
+          running_ = false;
+          return;
+        }
+      }
+      bool served = false;
+      for (auto it = active.begin(); it != active.end();) {
+        entry& e = **it;
+        int done = 0;
+        MPI_Status status;
+        if (MPI_Test(&e.pending, &done, &status) != MPI_SUCCESS || !done) {
+          ++it;
+          continue;
+        }
+        served = true;
+        if (handle(e, status.MPI_SOURCE)) {
+          post(e);
+          ++it;
+        } else {
+          e.stopped.set_value();
+          it = active.erase(it);
+        }
+      }
+      if (served)
+        idle.restart();
+      else
+        idle.pause();
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<entry>> added_;
+  bool running_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+bool on_one_node(MPI_Comm comm) {
+  int size = 0;
+  MPIPROC_CHECK(MPI_Comm_size(comm, &size));
+  MPI_Comm node = MPI_COMM_NULL;
+  MPIPROC_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  int node_size = 0;
+  const int rc = MPI_Comm_size(node, &node_size);
+  MPI_Comm_free(&node);
+  check(rc, "MPI_Comm_size");
+  return node_size == size;
+}
+
+bool use_messages(MPI_Comm comm) {
+  const char* forced = std::getenv("MPIPROC_COUNTER");
+  const std::string choice = forced ? forced : "";
+  const bool one_node = on_one_node(comm);  // collective: every rank asks, whatever it then picks
+  if (choice == "messages") return true;
+  if (choice == "shared" && !one_node) throw usage_error("MPIPROC_COUNTER=shared needs all ranks on one node");
+  if (!choice.empty() && choice != "shared" && choice != "rma")
+    throw usage_error("MPIPROC_COUNTER must be shared, messages or rma (or unset), not '" + choice + "'");
+  return !one_node;
+}
+
+struct shared_segment::state {
+  bool remote = false;
+  bool released = false;
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Win window = MPI_WIN_NULL;
+  std::vector<std::byte*> bases;  // shared: each rank's memory (after its header) as mapped here
+  std::vector<std::size_t> sizes;
+  std::unique_ptr<std::byte[]> owned;  // messages: this rank's memory
+  std::future<void> stopped;           // messages: the service let go of `owned`
+  std::vector<char> posted_to;         // messages: ranks sent a post_add since their last reply
+  std::uint64_t finalize_id = 0;
+  int rank = 0;
+  int size = 1;
+
+  void check_usable(int target, const request& r) const {
+    if (released)
+      throw usage_error("mpiproc: shared state used after its communicator was released (the MPI environment ended)");
+    if (target < 0 || target >= size)
+      throw usage_error("mpiproc: shared state on rank " + std::to_string(target) + " of a communicator of " +
+                        std::to_string(size));
+    const std::uint64_t extent = (r.kind == op_read || r.kind == op_write) ? r.a : r.width;
+    if (r.offset + extent > sizes[static_cast<std::size_t>(target)] || r.offset % r.width != 0)
+      throw usage_error("mpiproc: shared state access out of bounds");
+  }
+
+  std::uint32_t* futex_word(int target) const { return reinterpret_cast<std::uint32_t*>(bases[target] - header_bytes); }
+  std::uint32_t* waiter_count(int target) const { return futex_word(target) + 1; }
+
+  void wake(int target) const {
+    if (std::atomic_ref<std::uint32_t>(*waiter_count(target)).load() == 0) return;
+    std::atomic_ref<std::uint32_t>(*futex_word(target)).fetch_add(1);
+    futex_wake_all(futex_word(target));
+  }
+
+  reply call(int target, const request& r, const void* payload = nullptr, void* result = nullptr) {
+    check_usable(target, r);
+    if (!remote) {
+      bool changed = false;
+      const reply out = apply(bases[target], r, payload, result, changed);
+      if (changed) wake(target);
+      return out;
+    }
+    MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm));
+    if (r.kind == op_write)
+      MPIPROC_CHECK(MPI_Send(payload, static_cast<int>(r.a), MPI_BYTE, target, payload_tag, comm));
+    if (r.kind == op_post_add) {
+      posted_to[target] = 1;
+      return {};
+    }
+    reply out;
+    receive(&out, sizeof out, target, reply_tag);
+    if (r.kind == op_read)
+      MPIPROC_CHECK(MPI_Recv(result, static_cast<int>(r.a), MPI_BYTE, target, payload_tag, comm, MPI_STATUS_IGNORE));
+    posted_to[target] = 0;
+    return out;
+  }
+
+  /// A blocking receive that does not spin a core for long (MPI_Recv does, which starves the
+  /// service when ranks outnumber cores).
+  void receive(void* out, std::size_t bytes, int source, int tag) {
+    MPI_Request pending = MPI_REQUEST_NULL;
+    MPIPROC_CHECK(MPI_Irecv(out, static_cast<int>(bytes), MPI_BYTE, source, tag, comm, &pending));
+    poller patience;
+    for (int done = 0;;) {
+      MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
+      if (done) return;
+      patience.pause();
+    }
+  }
+
+  bool wait(int target, const request& r, const deadline& until) {
+    check_usable(target, r);
+    return remote ? wait_remote(target, r, until) : wait_shared(target, r, until);
+  }
+
+  /// Spins briefly, then yields a few times, then sleeps on the owner's futex word, which every
+  /// change to the owner's memory bumps while anyone sleeps.
+  bool wait_shared(int target, const request& r, const deadline& until) {
+    const auto attempt = [&] {
+      bool changed = false;
+      const reply out = apply(bases[target], r, nullptr, nullptr, changed);
+      if (changed) wake(target);
+      return out.ok != 0;
+    };
+    for (int i = 0; i < 64; ++i) {
+      if (attempt()) return true;
+      cpu_relax();
+    }
+    for (int i = 0; i < 4; ++i) {
+      if (attempt()) return true;
+      sched_yield();
+    }
+    std::atomic_ref<std::uint32_t> sleepers(*waiter_count(target));
+    std::atomic_ref<std::uint32_t> changes(*futex_word(target));
+    sleepers.fetch_add(1);
+    bool ok = false;
+    for (;;) {
+      const std::uint32_t seen = changes.load();
+      if (attempt()) {
+        ok = true;
+        break;
+      }
+      if (until && clock::now() >= *until) break;
+      futex_wait(futex_word(target), seen, until);
+    }
+    sleepers.fetch_sub(1);
+    return ok;
+  }
+
+  /// The owner's service keeps the wait until it holds; at the deadline this rank cancels it, and
+  /// the wait's answer says whether it held after all.
+  bool wait_remote(int target, const request& r, const deadline& until) {
+    MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm));
+    reply out;
+    MPI_Request pending = MPI_REQUEST_NULL;
+    MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, &pending));
+    poller patience;
+    for (int done = 0;;) {
+      MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
+      if (done) break;
+      if (until && clock::now() >= *until) {
+        request cancel;
+        cancel.kind = op_cancel;
+        reply ack;
+        MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, target, request_tag, comm));
+        MPIPROC_CHECK(MPI_Wait(&pending, MPI_STATUS_IGNORE));
+        MPIPROC_CHECK(MPI_Recv(&ack, sizeof ack, MPI_BYTE, target, reply_tag, comm, MPI_STATUS_IGNORE));
+        break;
+      }
+      patience.pause();
+    }
+    posted_to[target] = 0;
+    return out.ok != 0;
+  }
+
+  void release() noexcept {
+    if (released) return;
+    released = true;
+    if (remote) {
+      // Every request of this rank has had its answer but the posted adds: one round trip each
+      // makes sure they landed, then nobody sends to any service after the barrier.
+      request sync;
+      sync.kind = op_sync;
+      for (int target = 0; target < size; ++target)
+        if (posted_to[target]) {
+          reply out;
+          MPI_Send(&sync, sizeof sync, MPI_BYTE, target, request_tag, comm);
+          MPI_Recv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, MPI_STATUS_IGNORE);
+        }
+      MPI_Barrier(comm);
+      if (owned) {
+        request stop;
+        stop.kind = op_stop;
+        MPI_Send(&stop, sizeof stop, MPI_BYTE, rank, request_tag, comm);
+        stopped.wait();
+      }
+    } else if (window != MPI_WIN_NULL) {
+      MPI_Win_free(&window);
+    }
+    if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
+  }
+};
+
+shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* initial) : state_(std::make_shared<state>()) {
+  state& s = *state_;
+  MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));
+  MPIPROC_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
+  MPIPROC_CHECK(MPI_Comm_rank(s.comm, &s.rank));
+  MPIPROC_CHECK(MPI_Comm_size(s.comm, &s.size));
+  s.finalize_id = release_at_finalize([keep = state_] { keep->release(); });
+  const auto parts = static_cast<std::size_t>(s.size);
+  s.sizes.resize(parts);
+  const std::uint64_t mine = bytes;
+  MPIPROC_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, s.sizes.data(), 1, MPI_UINT64_T, s.comm));
+  s.remote = use_messages(s.comm);
+  if (s.remote) {
+    int level = MPI_THREAD_SINGLE;
+    MPIPROC_CHECK(MPI_Query_thread(&level));
+    if (level < MPI_THREAD_MULTIPLE)
+      throw usage_error("mpiproc: shared state over several nodes needs MPI_THREAD_MULTIPLE (an mpiproc::environment "
+                        "asks for it)");
+    s.posted_to.assign(parts, 0);
+    if (bytes > 0) {
+      s.owned.reset(new std::byte[bytes]());
+      if (initial) std::memcpy(s.owned.get(), initial, bytes);
+      s.stopped = service::instance().add(s.comm, s.owned.get());
+    }
+  } else {
+    std::byte* base = nullptr;
+    // Whole cache lines, so that every rank's part stays aligned in a contiguous window.
+    const std::size_t lines = (bytes + header_bytes + 63) / 64;
+    const auto local = static_cast<MPI_Aint>(bytes > 0 ? lines * 64 : 0);
+    MPIPROC_CHECK(MPI_Win_allocate_shared(local, 1, MPI_INFO_NULL, s.comm, &base, &s.window));
+    if (local > 0) std::memset(base, 0, static_cast<std::size_t>(local));
+    if (local > 0 && initial) std::memcpy(base + header_bytes, initial, bytes);
+    s.bases.resize(parts);
+    for (int r = 0; r < s.size; ++r) {
+      MPI_Aint size = 0;
+      int unit = 0;
+      std::byte* mapped = nullptr;
+      MPIPROC_CHECK(MPI_Win_shared_query(s.window, r, &size, &unit, &mapped));
+      s.bases[r] = size > 0 ? mapped + header_bytes : nullptr;
+    }
+  }
+  // Nobody may touch the memory before its owner has zeroed it.
+  MPIPROC_CHECK(MPI_Barrier(s.comm));
+}
+
+shared_segment::~shared_segment() {
+  // While an exception unwinds, this rank may be the only one here: a collective free could wait
+  // forever, so leave it to MPI_Finalize (which the registered release keeps the state for).
+  if (std::uncaught_exceptions() > 0 || mpi_finalizing()) return;
+  forget_at_finalize(state_->finalize_id);
+  state_->release();
+}
+
+void shared_segment::release() noexcept {
+  forget_at_finalize(state_->finalize_id);
+  state_->release();
+}
+
+bool shared_segment::by_messages() const noexcept { return state_->remote; }
+int shared_segment::rank() const noexcept { return state_->rank; }
+int shared_segment::size() const noexcept { return state_->size; }
+std::size_t shared_segment::bytes(int rank) const { return state_->sizes.at(static_cast<std::size_t>(rank)); }
+
+namespace {
+request make(std::uint64_t kind, std::size_t offset, unsigned width, std::uint64_t a = 0, std::uint64_t b = 0,
+             std::uint64_t c = 0) {
+  if (width != 1 && width != 2 && width != 4 && width != 8)
+    throw usage_error("mpiproc: atomic width must be 1, 2, 4 or 8 bytes");
+  return {kind, width, offset, a, b, c};
+}
+}  // namespace
+
+std::uint64_t shared_segment::load(int rank, std::size_t offset, unsigned width) {
+  return state_->call(rank, make(op_load, offset, width)).value;
+}
+void shared_segment::store(int rank, std::size_t offset, std::uint64_t value, unsigned width) {
+  state_->call(rank, make(op_store, offset, width, value));
+}
+std::uint64_t shared_segment::exchange(int rank, std::size_t offset, std::uint64_t value, unsigned width) {
+  return state_->call(rank, make(op_exchange, offset, width, value)).value;
+}
+std::uint64_t shared_segment::fetch_add(int rank, std::size_t offset, std::uint64_t value, unsigned width) {
+  return state_->call(rank, make(op_fetch_add, offset, width, value)).value;
+}
+void shared_segment::post_add(int rank, std::size_t offset, std::uint64_t value) {
+  state_->call(rank, make(op_post_add, offset, 8, value));
+}
+bool shared_segment::compare_exchange(int rank, std::size_t offset, std::uint64_t& expected, std::uint64_t desired,
+                                      unsigned width) {
+  const reply out = state_->call(rank, make(op_compare_exchange, offset, width, expected, desired));
+  expected = out.value;
+  return out.ok != 0;
+}
+bool shared_segment::add_up_to(int rank, std::size_t offset, std::uint64_t amount, std::uint64_t limit) {
+  return state_->call(rank, make(op_add_up_to, offset, 8, amount, limit)).ok != 0;
+}
+bool shared_segment::take(int rank, std::size_t offset, std::uint64_t amount) {
+  return state_->call(rank, make(op_take, offset, 8, amount)).ok != 0;
+}
+bool shared_segment::wait_take(int rank, std::size_t offset, std::uint64_t amount, const deadline& until) {
+  return state_->wait(rank, make(op_wait_take, offset, 8, amount), until);
+}
+bool shared_segment::wait(int rank, std::size_t offset, std::uint64_t mask, wait_test test, std::uint64_t value,
+                          const deadline& until) {
+  return state_->wait(rank, make(op_wait, offset, 8, mask, value, static_cast<std::uint64_t>(test)), until);
+}
+
+void shared_segment::read(int rank, std::size_t offset, void* out, std::size_t bytes) {
+  auto* to = static_cast<std::byte*>(out);
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t piece = std::min(bytes - done, max_message);
+    request r{op_read, 1, offset + done, piece, 0, 0};
+    state_->call(rank, r, nullptr, to + done);
+    done += piece;
+  }
+}
+
+void shared_segment::write(int rank, std::size_t offset, const void* in, std::size_t bytes) {
+  const auto* from = static_cast<const std::byte*>(in);
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t piece = std::min(bytes - done, max_message);
+    request r{op_write, 1, offset + done, piece, 0, 0};
+    state_->call(rank, r, from + done);
+    done += piece;
+  }
+}
+
+}  // namespace mpiproc::detail
