@@ -5,29 +5,94 @@
 namespace mpiproc {
 
 namespace {
+constexpr std::size_t state_at = 0, queue_at = 8;
+constexpr std::uint64_t held_bit = 1, handoff_bit = 2;
 constexpr std::uint64_t one_ticket = std::uint64_t{1} << 32;
-constexpr std::uint64_t serving_mask = 0xffff'ffffu;
-std::uint32_t next_ticket(std::uint64_t word) { return static_cast<std::uint32_t>(word >> 32); }
-std::uint32_t serving(std::uint64_t word) { return static_cast<std::uint32_t>(word & serving_mask); }
+constexpr std::uint64_t head_mask = 0xffff'ffffu;
+constexpr auto starving = std::chrono::milliseconds(1);
+std::uint32_t next_ticket(std::uint64_t queue) { return static_cast<std::uint32_t>(queue >> 32); }
+std::uint32_t head(std::uint64_t queue) { return static_cast<std::uint32_t>(queue & head_mask); }
+/// What moves the queue's head on by one; the half-word wraps without carrying into the tickets.
+std::uint64_t advance(std::uint32_t ticket) { return ticket == head_mask ? 1 - one_ticket : 1; }
+void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 }  // namespace
 
 mutex::mutex(const communicator& comm)
-    : word_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 8 : 0)) {}
+    : word_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 16 : 0)) {}
 
 void mutex::lock() {
   if (held_) throw usage_error("mpiproc::lock: this rank already holds the lock (an rlock can be taken again)");
-  const std::uint64_t before = word_->fetch_add(0, 0, one_ticket);
+  if (word_->by_messages()) {
+    // The owner's service keeps the queue: one round trip, then it answers in ticket order.
+    const std::uint64_t before = word_->fetch_add(0, queue_at, one_ticket);
+    ticket_ = next_ticket(before);
+    if (head(before) != ticket_) word_->wait(0, queue_at, head_mask, detail::wait_test::equal, ticket_, std::nullopt);
+    held_ = true;
+    return;
+  }
+  // One node: take a free lock at once, spinning a little while it is held.
+  for (int spin = 0; spin < 100; ++spin) {
+    std::uint64_t state = word_->load(0, state_at);
+    if (state & handoff_bit) break;
+    if (!(state & held_bit) && word_->compare_exchange(0, state_at, state, state | held_bit)) {
+      held_ = true;
+      return;
+    }
+    relax();
+  }
+  lock_in_queue();
+}
+
+void mutex::lock_in_queue() {
+  const auto start = detail::clock::now();
+  const std::uint64_t before = word_->fetch_add(0, queue_at, one_ticket);
   ticket_ = next_ticket(before);
-  if (serving(before) != ticket_) word_->wait(0, 0, serving_mask, detail::wait_test::equal, ticket_, std::nullopt);
+  if (head(before) != ticket_) word_->wait(0, queue_at, head_mask, detail::wait_test::equal, ticket_, std::nullopt);
+  // At the head: take the lock when free; after waiting too long, ask for it to be handed over
+  // (newcomers then queue instead of taking it).
+  bool waited_long = false;
+  for (std::uint64_t state = word_->load(0, state_at);;) {
+    if (!(state & held_bit)) {
+      if (word_->compare_exchange(0, state_at, state, state | held_bit)) break;
+      continue;
+    }
+    waited_long = detail::clock::now() - start > starving;
+    if (waited_long && !(state & handoff_bit)) {
+      word_->compare_exchange(0, state_at, state, state | handoff_bit);
+      continue;
+    }
+    word_->wait(0, state_at, ~std::uint64_t{0}, detail::wait_test::not_equal, state, std::nullopt);
+    state = word_->load(0, state_at);
+  }
   held_ = true;
+  // The next in line becomes the head. Hand-off ends with a short wait or an empty queue.
+  const std::uint64_t queue = word_->fetch_add(0, queue_at, advance(ticket_));
+  const bool queue_empty = next_ticket(queue) == static_cast<std::uint32_t>(ticket_ + 1);
+  if (!waited_long || queue_empty)
+    for (std::uint64_t state = held_bit | handoff_bit;
+         (state & handoff_bit) && !word_->compare_exchange(0, state_at, state, state & ~handoff_bit);) {
+    }
 }
 
 bool mutex::try_lock() {
   if (held_) return false;
-  std::uint64_t seen = word_->load(0, 0);
-  while (next_ticket(seen) == serving(seen))
-    if (word_->compare_exchange(0, 0, seen, seen + one_ticket)) {
-      ticket_ = next_ticket(seen);
+  if (word_->by_messages()) {
+    std::uint64_t seen = word_->load(0, queue_at);
+    while (next_ticket(seen) == head(seen))
+      if (word_->compare_exchange(0, queue_at, seen, seen + one_ticket)) {
+        ticket_ = next_ticket(seen);
+        held_ = true;
+        return true;
+      }
+    return false;
+  }
+  std::uint64_t state = word_->load(0, state_at);
+  while (!(state & (held_bit | handoff_bit)))
+    if (word_->compare_exchange(0, state_at, state, state | held_bit)) {
       held_ = true;
       return true;
     }
@@ -35,20 +100,24 @@ bool mutex::try_lock() {
 }
 
 bool mutex::try_lock_until_steady(detail::clock::time_point until) {
+  const std::size_t at = word_->by_messages() ? queue_at : state_at;
   for (;;) {
     if (try_lock()) return true;
     if (held_ || detail::clock::now() >= until) return false;
-    const std::uint64_t seen = word_->load(0, 0);
-    if (next_ticket(seen) != serving(seen))
-      word_->wait(0, 0, ~std::uint64_t{0}, detail::wait_test::not_equal, seen, until);
+    // Sleep until the word changes, unless it changed to free since the try.
+    const std::uint64_t seen = word_->load(0, at);
+    const bool free = word_->by_messages() ? next_ticket(seen) == head(seen) : !(seen & (held_bit | handoff_bit));
+    if (!free) word_->wait(0, at, ~std::uint64_t{0}, detail::wait_test::not_equal, seen, until);
   }
 }
 
 void mutex::unlock() {
   if (!held_) throw usage_error("mpiproc::lock: unlock() by a rank that does not hold the lock");
   held_ = false;
-  // Serve the next ticket; the half-word wraps without carrying into the ticket half.
-  word_->post_add(0, 0, ticket_ == serving_mask ? 1 - one_ticket : 1);
+  if (word_->by_messages())
+    word_->post_add(0, queue_at, advance(ticket_));
+  else
+    word_->post_add(0, state_at, ~std::uint64_t{0});  // clears the held bit (it is set)
 }
 
 void recursive_mutex::unlock() {

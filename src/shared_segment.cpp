@@ -375,13 +375,22 @@ struct shared_segment::state {
       throw usage_error("mpiproc: shared state access out of bounds");
   }
 
-  std::uint32_t* futex_word(int target) const { return reinterpret_cast<std::uint32_t*>(bases[target] - header_bytes); }
-  std::uint32_t* waiter_count(int target) const { return futex_word(target) + 1; }
+  // Each rank's header holds 8 sleeping places {change count, sleepers}; the word at offset o
+  // uses place (o / 8) % 8, so that a change wakes only the ranks waiting on nearby words.
+  static std::size_t place(std::size_t offset) { return (offset / 8) % (header_bytes / 8); }
+  std::uint32_t* futex_word(int target, std::size_t offset) const {
+    return reinterpret_cast<std::uint32_t*>(bases[target] - header_bytes) + 2 * place(offset);
+  }
+  std::uint32_t* waiter_count(int target, std::size_t offset) const { return futex_word(target, offset) + 1; }
 
-  void wake(int target) const {
-    if (std::atomic_ref<std::uint32_t>(*waiter_count(target)).load() == 0) return;
-    std::atomic_ref<std::uint32_t>(*futex_word(target)).fetch_add(1);
-    futex_wake_all(futex_word(target));
+  void wake(int target, const request& r) const {
+    // A bulk write may span every place; atomic operations touch one.
+    const bool bulk = r.kind == op_write;
+    for (std::size_t p = bulk ? 0 : place(r.offset); p < (bulk ? header_bytes / 8 : place(r.offset) + 1); ++p) {
+      if (std::atomic_ref<std::uint32_t>(*waiter_count(target, p * 8)).load() == 0) continue;
+      std::atomic_ref<std::uint32_t>(*futex_word(target, p * 8)).fetch_add(1);
+      futex_wake_all(futex_word(target, p * 8));
+    }
   }
 
   reply call(int target, const request& r, const void* payload = nullptr, void* result = nullptr) {
@@ -389,7 +398,7 @@ struct shared_segment::state {
     if (!remote) {
       bool changed = false;
       const reply out = apply(bases[target], r, payload, result, changed);
-      if (changed) wake(target);
+      if (changed) wake(target, r);
       return out;
     }
     MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm));
@@ -425,25 +434,26 @@ struct shared_segment::state {
     return remote ? wait_remote(target, r, until) : wait_shared(target, r, until);
   }
 
-  /// Spins briefly, then yields a few times, then sleeps on the owner's futex word, which every
-  /// change to the owner's memory bumps while anyone sleeps.
+  /// Spins briefly, then yields for 100 us (the rank it waits for may need this core), then
+  /// sleeps on a futex word that every change to the words it covers bumps while anyone sleeps.
   bool wait_shared(int target, const request& r, const deadline& until) {
     const auto attempt = [&] {
       bool changed = false;
       const reply out = apply(bases[target], r, nullptr, nullptr, changed);
-      if (changed) wake(target);
+      if (changed) wake(target, r);
       return out.ok != 0;
     };
     for (int i = 0; i < 64; ++i) {
       if (attempt()) return true;
       cpu_relax();
     }
-    for (int i = 0; i < 4; ++i) {
+    const auto yield_until = clock::now() + std::chrono::microseconds(100);
+    while (clock::now() < yield_until) {
       if (attempt()) return true;
       sched_yield();
     }
-    std::atomic_ref<std::uint32_t> sleepers(*waiter_count(target));
-    std::atomic_ref<std::uint32_t> changes(*futex_word(target));
+    std::atomic_ref<std::uint32_t> sleepers(*waiter_count(target, r.offset));
+    std::atomic_ref<std::uint32_t> changes(*futex_word(target, r.offset));
     sleepers.fetch_add(1);
     bool ok = false;
     for (;;) {
@@ -453,7 +463,7 @@ struct shared_segment::state {
         break;
       }
       if (until && clock::now() >= *until) break;
-      futex_wait(futex_word(target), seen, until);
+      futex_wait(futex_word(target, r.offset), seen, until);
     }
     sleepers.fetch_sub(1);
     return ok;

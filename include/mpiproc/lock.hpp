@@ -9,11 +9,17 @@
 
 namespace mpiproc {
 
-/// Mutual exclusion across the ranks of a communicator (Python's multiprocessing.Lock). Waiting
-/// ranks are served in the order they called lock(), so none starves; they sleep rather than
-/// spin, so a lock stays fast with more ranks than cores. Meets the standard Lockable and
-/// TimedLockable requirements: std::lock_guard, std::unique_lock and std::scoped_lock work.
-/// Held by a rank, not a thread: use it from one thread of each rank at a time.
+/// Mutual exclusion across the ranks of a communicator (Python's multiprocessing.Lock). Meets the
+/// standard Lockable and TimedLockable requirements: std::lock_guard, std::unique_lock and
+/// std::scoped_lock work. Held by a rank, not a thread: use it from one thread of each rank at a
+/// time.
+///
+/// Fairness: ranks that wait queue in arrival order, and none starves. Across nodes the owner's
+/// service hands the lock to the queue's head on every unlock. On one node, a rank that finds the
+/// lock free takes it at once, even past a queue (as a futex mutex does): with more ranks than
+/// cores a strict hand-off would wait for the next rank in line to be scheduled at every unlock
+/// (we measured 0.2 M locked increments/s at 4 ranks on 2 cores, against Python's 0.8 M). Once the
+/// queue's head has waited 1 ms, the lock switches to strict hand-off until the queue drains.
 class mutex {
  public:
   /// Collective over `comm`.
@@ -43,8 +49,10 @@ class mutex {
 
  private:
   bool try_lock_until_steady(detail::clock::time_point until);
+  void lock_in_queue();
 
-  // One word on rank 0: the next ticket (high half) and the ticket being served (low half).
+  // Two words on rank 0. At 0 (one node only): bit 0 = held, bit 1 = hand-off to the queue's head.
+  // At 8: the queue, as tickets: the next ticket (high half) and the head's (low half).
   std::unique_ptr<detail::shared_segment> word_;
   std::uint32_t ticket_ = 0;
   bool held_ = false;
