@@ -1,0 +1,45 @@
+// Shared state used after the MPI environment has ended is a usage_error, not a crash or a hang;
+// destroying it then is harmless.
+#include <mpiproc/mpiproc.hpp>
+
+#include <cstdio>
+#include <functional>
+#include <optional>
+
+int main(int argc, char** argv) {
+  std::optional<mpiproc::counter> counter;
+  std::optional<mpiproc::lock> lock;
+  std::optional<mpiproc::value<double>> value;
+  std::optional<mpiproc::array<int>> array;
+  int failures = 0;
+  {
+    mpiproc::environment env{argc, argv};
+    const auto world = env.world();
+    counter.emplace(world);
+    lock.emplace(world);
+    value.emplace(world, 1.5);
+    array.emplace(world, 10, mpiproc::layout::blocks);
+    counter->fetch_add(1);
+    world.barrier();
+    if (counter->load() != world.size()) ++failures;
+  }  // MPI_Finalize frees what they hold
+
+  auto expect_usage_error = [&](const char* what, const std::function<void()>& use) {
+    try {
+      use();
+      std::fprintf(stderr, "FAILED: %s after MPI_Finalize did not throw\n", what);
+      ++failures;
+    } catch (const mpiproc::usage_error& e) {
+      std::printf("%s after MPI_Finalize: usage_error: %s\n", what, e.what());
+    }
+  };
+  expect_usage_error("counter.fetch_add", [&] { counter->fetch_add(1); });
+  expect_usage_error("lock.lock", [&] { lock->lock(); });
+  expect_usage_error("value.load", [&] { value->load(); });
+  expect_usage_error("array.read", [&] { array->read(); });
+  counter.reset();
+  lock.reset();
+  value.reset();
+  array.reset();
+  return failures == 0 ? 0 : 1;
+}
