@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <string>
 
 namespace mpiproc::detail {
@@ -23,17 +22,14 @@ static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
               "the shared-memory counter needs lock-free 64-bit atomics, which work across processes");
 
 chunk_counter::path choose_path(MPI_Comm comm) {
-  const char* forced = std::getenv("MPIPROC_COUNTER");
-  const std::string choice = forced ? forced : "";
-  const bool one_node = on_one_node(comm);  // collective: every rank asks, whatever it then picks
+  const std::string choice = shared_state_path(comm);
+  const bool one_node = on_one_node(comm);
   if (choice == "messages") return chunk_counter::path::messages;
   if (choice == "rma") return chunk_counter::path::rma;
   if (choice == "shared") {
     if (!one_node) throw usage_error("MPIPROC_COUNTER=shared needs all ranks on one node");
     return chunk_counter::path::shared;
   }
-  if (!choice.empty())
-    throw usage_error("MPIPROC_COUNTER must be shared, messages or rma (or unset), not '" + choice + "'");
   return one_node ? chunk_counter::path::shared : chunk_counter::path::messages;
 }
 

@@ -36,7 +36,9 @@ enum : std::uint64_t {
   op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_add_up_to, op_take,
   op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_stop
 };
-constexpr int request_tag = 1, reply_tag = 2, payload_tag = 3;
+// Payloads get a tag per direction: a rank's client and service threads both receive payloads
+// from the same peer, and one tag would let a read's data land in a write's receive.
+constexpr int request_tag = 1, reply_tag = 2, write_payload_tag = 3, read_payload_tag = 4;
 constexpr std::size_t header_bytes = 64;  // shared path: each rank's futex word and waiter count
 constexpr std::size_t max_message = std::size_t{1} << 30;
 
@@ -249,7 +251,7 @@ class service {
     std::vector<std::byte> payload;
     if (r.kind == op_read || r.kind == op_write) payload.resize(r.a);
     if (r.kind == op_write)
-      MPI_Recv(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, payload_tag, e.comm, MPI_STATUS_IGNORE);
+      MPI_Recv(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, write_payload_tag, e.comm, MPI_STATUS_IGNORE);
     bool changed = false;
     const reply out = apply(e.memory, r, payload.data(), payload.data(), changed);
     if ((r.kind == op_wait || r.kind == op_wait_take) && !out.ok)
@@ -257,7 +259,7 @@ class service {
     else if (r.kind != op_post_add)
       answer(e, source, out);
     if (r.kind == op_read)
-      MPI_Send(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, payload_tag, e.comm);
+      MPI_Send(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, read_payload_tag, e.comm);
     // A change may let waiters through: answer them in arrival order.
     while (changed) {
       changed = false;
@@ -339,14 +341,29 @@ bool on_one_node(MPI_Comm comm) {
   return node_size == size;
 }
 
-bool use_messages(MPI_Comm comm) {
+std::string shared_state_path(MPI_Comm comm) {
   const char* forced = std::getenv("MPIPROC_COUNTER");
   const std::string choice = forced ? forced : "";
-  const bool one_node = on_one_node(comm);  // collective: every rank asks, whatever it then picks
+  const std::string names[] = {"", "shared", "messages", "rma"};
+  int mine = 4;  // not a name
+  for (int k = 0; k < 4; ++k)
+    if (choice == names[k]) mine = k;
+  // Every rank must choose alike, or some would wait in a collective the others never enter.
+  int low = 0, high = 0;
+  MPIPROC_CHECK(MPI_Allreduce(&mine, &low, 1, MPI_INT, MPI_MIN, comm));
+  MPIPROC_CHECK(MPI_Allreduce(&mine, &high, 1, MPI_INT, MPI_MAX, comm));
+  if (high == 4)
+    throw usage_error("MPIPROC_COUNTER must be shared, messages or rma (or unset)" +
+                      (mine == 4 ? ", not '" + choice + "'" : std::string(" on every rank")));
+  if (low != high) throw usage_error("MPIPROC_COUNTER differs between ranks; set it alike on every rank (mpirun -x)");
+  return choice;
+}
+
+bool use_messages(MPI_Comm comm) {
+  const std::string choice = shared_state_path(comm);
+  const bool one_node = on_one_node(comm);
   if (choice == "messages") return true;
   if (choice == "shared" && !one_node) throw usage_error("MPIPROC_COUNTER=shared needs all ranks on one node");
-  if (!choice.empty() && choice != "shared" && choice != "rma")
-    throw usage_error("MPIPROC_COUNTER must be shared, messages or rma (or unset), not '" + choice + "'");
   return !one_node;
 }
 
@@ -384,8 +401,10 @@ struct shared_segment::state {
   std::uint32_t* waiter_count(int target, std::size_t offset) const { return futex_word(target, offset) + 1; }
 
   void wake(int target, const request& r) const {
-    // A bulk write may span every place; atomic operations touch one.
+    // A bulk write may span every place; atomic operations touch one. A plain copy is not ordered
+    // before the sleepers' count is read, so fence it as the atomic operations are.
     const bool bulk = r.kind == op_write;
+    if (bulk) std::atomic_thread_fence(std::memory_order_seq_cst);
     for (std::size_t p = bulk ? 0 : place(r.offset); p < (bulk ? header_bytes / 8 : place(r.offset) + 1); ++p) {
       if (std::atomic_ref<std::uint32_t>(*waiter_count(target, p * 8)).load() == 0) continue;
       std::atomic_ref<std::uint32_t>(*futex_word(target, p * 8)).fetch_add(1);
@@ -403,7 +422,7 @@ struct shared_segment::state {
     }
     MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm));
     if (r.kind == op_write)
-      MPIPROC_CHECK(MPI_Send(payload, static_cast<int>(r.a), MPI_BYTE, target, payload_tag, comm));
+      MPIPROC_CHECK(MPI_Send(payload, static_cast<int>(r.a), MPI_BYTE, target, write_payload_tag, comm));
     if (r.kind == op_post_add) {
       posted_to[target] = 1;
       return {};
@@ -411,7 +430,7 @@ struct shared_segment::state {
     reply out;
     receive(&out, sizeof out, target, reply_tag);
     if (r.kind == op_read)
-      MPIPROC_CHECK(MPI_Recv(result, static_cast<int>(r.a), MPI_BYTE, target, payload_tag, comm, MPI_STATUS_IGNORE));
+      MPIPROC_CHECK(MPI_Recv(result, static_cast<int>(r.a), MPI_BYTE, target, read_payload_tag, comm, MPI_STATUS_IGNORE));
     posted_to[target] = 0;
     return out;
   }
@@ -535,13 +554,13 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
   const std::uint64_t mine = bytes;
   MPIPROC_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, s.sizes.data(), 1, MPI_UINT64_T, s.comm));
   s.remote = use_messages(s.comm);
+  s.posted_to.assign(parts, 0);
   if (s.remote) {
     int level = MPI_THREAD_SINGLE;
     MPIPROC_CHECK(MPI_Query_thread(&level));
     if (level < MPI_THREAD_MULTIPLE)
       throw usage_error("mpiproc: shared state over several nodes needs MPI_THREAD_MULTIPLE (an mpiproc::environment "
                         "asks for it)");
-    s.posted_to.assign(parts, 0);
     if (bytes > 0) {
       s.owned.reset(new std::byte[bytes]());
       if (initial) std::memcpy(s.owned.get(), initial, bytes);

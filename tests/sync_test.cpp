@@ -332,6 +332,27 @@ TEST(Condition, TimedWaitTimesOutHoldingTheLockAndMisuseIsAnError) {
   EXPECT_TRUE(cond.get_lock().held());
 }
 
+TEST(Condition, ATimedOutWaitDoesNotSwallowALaterNotify) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  mpiproc::condition cond(world());
+  mpiproc::counter waiting(world());
+  if (rank() == 0) {
+    std::unique_lock guard(cond);
+    EXPECT_FALSE(cond.wait_for(20ms));
+  }
+  world().barrier();
+  if (rank() == 1) {
+    std::unique_lock guard(cond);
+    waiting.fetch_add(1);  // under the lock, which only the wait below lets go
+    EXPECT_TRUE(cond.wait_for(30s)) << "the notify went to the wait that had timed out";
+  } else if (rank() == 0) {
+    while (waiting.load() == 0) std::this_thread::sleep_for(1ms);
+    std::lock_guard guard(cond);
+    cond.notify();
+  }
+  world().barrier();
+}
+
 TEST(Barrier, ReusedOverManyRoundsKeepsRanksInStep) {
   mpiproc::barrier step(world());
   mpiproc::array<std::int64_t> round_of(world(), static_cast<std::size_t>(size()), mpiproc::layout::blocks);
@@ -431,6 +452,26 @@ TEST(Array, ElementAndBulkAccessOnOneRankAndInBlocks) {
     if (where == mpiproc::layout::blocks) { EXPECT_EQ(a.owner(n - 1), std::min(size() - 1, static_cast<int>((n - 1) / ((n + size() - 1) / size())))); }
     world().barrier();
   }
+}
+
+TEST(Array, WideElementsWrittenAndReadBackAcrossBlocks) {
+  // Each rank writes elements of the next rank's block and reads each back at once, while the
+  // others do the same: every read must return exactly what this rank wrote.
+  struct wide {
+    std::int64_t a, b, c, d;
+  };
+  const std::size_t per_rank = 8;
+  mpiproc::array<wide> a(world(), per_rank * static_cast<std::size_t>(size()), mpiproc::layout::blocks);
+  const std::size_t first = per_rank * static_cast<std::size_t>((rank() + 1) % size());
+  int mismatches = 0;
+  for (std::int64_t k = 0; k < 2000; ++k) {
+    const std::size_t i = first + static_cast<std::size_t>(k) % per_rank;
+    const wide w{rank(), k, -k, k * 3};
+    a.set(i, w);
+    const wide back = a.get(i);
+    mismatches += back.a != w.a || back.b != w.b || back.c != w.c || back.d != w.d;
+  }
+  EXPECT_EQ(mismatches, 0);
 }
 
 TEST(Progress, ServedWhileTheOwnerComputes) {

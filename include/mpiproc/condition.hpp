@@ -11,10 +11,10 @@
 namespace mpiproc {
 
 /// A condition variable across ranks (Python's multiprocessing.Condition), used with a lock:
-/// wait() releases the lock, sleeps until notified, and takes the lock again. Notified waiters wake
-/// in the order they began waiting. As with std::condition_variable, a wait may return without a
-/// matching notify (after a timed-out waiter's turn), so wait for a predicate: wait(pred).
-/// Lockable itself: locking the condition locks its lock.
+/// wait() releases the lock, sleeps until notified, and takes the lock again. notify(n) gives n
+/// wake-ups to the ranks waiting then (across nodes, the longest waiting first). As with
+/// std::condition_variable, a wait may now and then return without a notify of its own, so wait
+/// for a predicate: wait(pred). Lockable itself: locking the condition locks its lock.
 class condition {
  public:
   /// Collective over `comm`, with a lock of its own.
@@ -59,8 +59,8 @@ class condition {
 
   std::unique_ptr<mutex> own_lock_;
   mutex* lock_;
-  // Three words on rank 0, all changed under the lock: waits begun (each wait's ticket), tickets
-  // woken (every ticket below it), and waits that timed out since the last notify.
+  // Two words on rank 0: the ranks waiting and the wake-ups given and not
+  // yet taken; a waiter takes one to wake.
   std::unique_ptr<detail::shared_segment> words_;
 };
 

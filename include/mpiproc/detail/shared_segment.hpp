@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace mpiproc::detail {
 
@@ -15,6 +16,10 @@ using deadline = std::optional<clock::time_point>;
 
 /// Collective: whether every rank of `comm` shares one node's memory (the same answer everywhere).
 bool on_one_node(MPI_Comm comm);
+
+/// Collective: MPIPROC_COUNTER ("" when unset), checked to be shared, messages or rma and the same
+/// on every rank (usage_error on every rank otherwise).
+std::string shared_state_path(MPI_Comm comm);
 
 /// Collective: whether shared state on `comm` goes by messages (ranks on several nodes, or
 /// MPIPROC_COUNTER=messages) rather than through shared memory. Throws usage_error for a bad
