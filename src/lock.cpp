@@ -2,6 +2,8 @@
 #include <mpiproc/lock.hpp>
 #include <mpiproc/rlock.hpp>
 
+#include <atomic>
+
 namespace mpiproc {
 
 namespace {
@@ -22,7 +24,8 @@ void relax() {
 }  // namespace
 
 mutex::mutex(const communicator& comm)
-    : word_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 16 : 0)) {}
+    : word_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 16 : 0)),
+      state_(word_->mapped_word(0, state_at)) {}
 
 void mutex::lock() {
   if (held_) throw usage_error("mpiproc::lock: this rank already holds the lock (an rlock can be taken again)");
@@ -34,15 +37,23 @@ void mutex::lock() {
     held_ = true;
     return;
   }
-  // One node: take a free lock at once, spinning a little while it is held.
+  // One node: take a free lock at once (an atomic operation in place when uncontended), spinning a
+  // little while it is held.
+  std::uint64_t state = 0;
+  if (std::atomic_ref<std::uint64_t>(*state_).compare_exchange_strong(state, held_bit)) {
+    held_ = true;
+    return;
+  }
   for (int spin = 0; spin < 100; ++spin) {
-    std::uint64_t state = word_->load(0, state_at);
     if (state & handoff_bit) break;
     if (!(state & held_bit) && word_->compare_exchange(0, state_at, state, state | held_bit)) {
       held_ = true;
       return;
     }
-    relax();
+    if (state & held_bit) {
+      relax();
+      state = word_->load(0, state_at);
+    }
   }
   lock_in_queue();
 }
@@ -116,8 +127,10 @@ void mutex::unlock() {
   held_ = false;
   if (word_->by_messages())
     word_->post_add(0, queue_at, advance(ticket_));
-  else
-    word_->post_add(0, state_at, ~std::uint64_t{0});  // clears the held bit (it is set)
+  else {
+    std::atomic_ref<std::uint64_t>(*state_).fetch_sub(held_bit);  // the bit is set: clears it alone
+    word_->changed(0, state_at);
+  }
 }
 
 void recursive_mutex::unlock() {

@@ -649,6 +649,14 @@ bool shared_segment::wait(int rank, std::size_t offset, std::uint64_t mask, wait
   return state_->wait(rank, make(op_wait, offset, 8, mask, value, static_cast<std::uint64_t>(test)), until);
 }
 
+std::uint64_t* shared_segment::mapped_word(int rank, std::size_t offset) {
+  if (state_->remote) return nullptr;
+  state_->check_usable(rank, make(op_load, offset, 8));
+  return reinterpret_cast<std::uint64_t*>(state_->bases[static_cast<std::size_t>(rank)] + offset);
+}
+
+void shared_segment::changed(int rank, std::size_t offset) { state_->wake(rank, make(op_store, offset, 8)); }
+
 void shared_segment::read(int rank, std::size_t offset, void* out, std::size_t bytes) {
   auto* to = static_cast<std::byte*>(out);
   for (std::size_t done = 0; done < bytes;) {

@@ -54,6 +54,7 @@ class mutex {
   // Two words on rank 0. At 0 (one node only): bit 0 = held, bit 1 = hand-off to the queue's head.
   // At 8: the queue, as tickets: the next ticket (high half) and the head's (low half).
   std::unique_ptr<detail::shared_segment> word_;
+  std::uint64_t* state_ = nullptr;  // the word at 0, mapped here (one node only)
   std::uint32_t ticket_ = 0;
   bool held_ = false;
 };

@@ -85,6 +85,11 @@ class shared_segment {
   void read(int rank, std::size_t offset, void* out, std::size_t bytes);
   void write(int rank, std::size_t offset, const void* in, std::size_t bytes);
 
+  /// The shared path's fast lane: the 8-byte word itself, mapped here (nullptr on the messages
+  /// path). Whoever changes it directly must call changed() after, to wake sleeping waiters.
+  std::uint64_t* mapped_word(int rank, std::size_t offset);
+  void changed(int rank, std::size_t offset);
+
   /// Collective: frees the window or leaves the service; later operations throw usage_error.
   void release() noexcept;
   /// Whether this segment uses the messages path.
