@@ -40,7 +40,7 @@ void mutex::lock() {
   // One node: take a free lock at once (an atomic operation in place when uncontended), spinning a
   // little while it is held.
   std::uint64_t state = 0;
-  if (std::atomic_ref<std::uint64_t>(*state_).compare_exchange_strong(state, held_bit)) {
+  if (word_->usable() && std::atomic_ref<std::uint64_t>(*state_).compare_exchange_strong(state, held_bit)) {
     held_ = true;
     return;
   }
@@ -64,22 +64,24 @@ void mutex::lock_in_queue() {
   ticket_ = next_ticket(before);
   if (head(before) != ticket_) word_->wait(0, queue_at, head_mask, detail::wait_test::equal, ticket_, std::nullopt);
   // At the head: take the lock when free; after waiting too long, ask for it to be handed over
-  // (newcomers then queue instead of taking it).
-  bool waited_long = false;
+  // (newcomers then queue instead of taking it). The sleep ends at that point at the latest: a
+  // holder that unlocks and relocks before this rank runs leaves the word as it was.
   for (std::uint64_t state = word_->load(0, state_at);;) {
     if (!(state & held_bit)) {
       if (word_->compare_exchange(0, state_at, state, state | held_bit)) break;
       continue;
     }
-    waited_long = detail::clock::now() - start > starving;
-    if (waited_long && !(state & handoff_bit)) {
+    const bool too_long = detail::clock::now() - start > starving;
+    if (too_long && !(state & handoff_bit)) {
       word_->compare_exchange(0, state_at, state, state | handoff_bit);
       continue;
     }
-    word_->wait(0, state_at, ~std::uint64_t{0}, detail::wait_test::not_equal, state, std::nullopt);
+    word_->wait(0, state_at, ~std::uint64_t{0}, detail::wait_test::not_equal, state,
+                too_long ? detail::deadline{} : detail::deadline{start + starving});
     state = word_->load(0, state_at);
   }
   held_ = true;
+  const bool waited_long = detail::clock::now() - start > starving;
   // The next in line becomes the head. Hand-off ends with a short wait or an empty queue.
   const std::uint64_t queue = word_->fetch_add(0, queue_at, advance(ticket_));
   const bool queue_empty = next_ticket(queue) == static_cast<std::uint32_t>(ticket_ + 1);
@@ -127,9 +129,11 @@ void mutex::unlock() {
   held_ = false;
   if (word_->by_messages())
     word_->post_add(0, queue_at, advance(ticket_));
-  else {
+  else if (word_->usable()) {
     std::atomic_ref<std::uint64_t>(*state_).fetch_sub(held_bit);  // the bit is set: clears it alone
     word_->changed(0, state_at);
+  } else {
+    word_->post_add(0, state_at, ~std::uint64_t{0});  // throws usage_error: released
   }
 }
 

@@ -33,7 +33,7 @@ struct request {
 };
 
 enum : std::uint64_t {
-  op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_add_up_to, op_take,
+  op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_raise, op_add_up_to, op_take,
   op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_stop
 };
 // Payloads get a tag per direction: a rank's client and service threads both receive payloads
@@ -51,7 +51,7 @@ static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
 
 bool modifies(std::uint64_t kind) {
   return kind == op_store || kind == op_exchange || kind == op_fetch_add || kind == op_post_add ||
-         kind == op_compare_exchange || kind == op_add_up_to || kind == op_take || kind == op_wait_take ||
+         kind == op_compare_exchange || kind == op_raise || kind == op_add_up_to || kind == op_take || kind == op_wait_take ||
          kind == op_write;
 }
 
@@ -85,6 +85,10 @@ reply apply_atomic(std::byte* at, const request& r) {
   std::atomic_ref<std::uint64_t> word64(*reinterpret_cast<std::uint64_t*>(at));
   std::uint64_t seen = word64.load();
   switch (r.kind) {
+    case op_raise:
+      while (seen < r.a && !word64.compare_exchange_weak(seen, r.a)) {
+      }
+      return {seen, seen < r.a ? 1u : 0u};
     case op_add_up_to:
       for (;;) {
         if (r.a > r.b || seen > r.b - r.a) return {seen, 0};
@@ -559,8 +563,9 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
     int level = MPI_THREAD_SINGLE;
     MPIPROC_CHECK(MPI_Query_thread(&level));
     if (level < MPI_THREAD_MULTIPLE)
-      throw usage_error("mpiproc: shared state over several nodes needs MPI_THREAD_MULTIPLE (an mpiproc::environment "
-                        "asks for it)");
+      throw usage_error("mpiproc: over several nodes, dynamic and guided schedules, locks, counters, values and the "
+                        "other shared state need MPI_THREAD_MULTIPLE (an mpiproc::environment asks for it); initialize "
+                        "MPI with it, or use block or cyclic schedules");
     if (bytes > 0) {
       s.owned.reset(new std::byte[bytes]());
       if (initial) std::memcpy(s.owned.get(), initial, bytes);
@@ -601,6 +606,7 @@ void shared_segment::release() noexcept {
 }
 
 bool shared_segment::by_messages() const noexcept { return state_->remote; }
+bool shared_segment::usable() const noexcept { return !state_->released; }
 int shared_segment::rank() const noexcept { return state_->rank; }
 int shared_segment::size() const noexcept { return state_->size; }
 std::size_t shared_segment::bytes(int rank) const { return state_->sizes.at(static_cast<std::size_t>(rank)); }
@@ -634,6 +640,9 @@ bool shared_segment::compare_exchange(int rank, std::size_t offset, std::uint64_
   const reply out = state_->call(rank, make(op_compare_exchange, offset, width, expected, desired));
   expected = out.value;
   return out.ok != 0;
+}
+void shared_segment::raise_to(int rank, std::size_t offset, std::uint64_t value) {
+  state_->call(rank, make(op_raise, offset, 8, value));
 }
 bool shared_segment::add_up_to(int rank, std::size_t offset, std::uint64_t amount, std::uint64_t limit) {
   return state_->call(rank, make(op_add_up_to, offset, 8, amount, limit)).ok != 0;

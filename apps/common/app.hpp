@@ -57,7 +57,9 @@ struct schedule_option {
 };
 
 /// Runs the program's body and turns errors into one clear message and a non-zero exit code:
-/// 2 for bad input (usage_error), 1 for anything else.
+/// 2 for bad input (usage_error), 1 for anything else. An error that only this rank saw (not a
+/// remote_error, which every rank holds) aborts all ranks: the others may be waiting for this one
+/// in a collective or on shared state, and would otherwise wait forever.
 inline int run(const mpiproc::communicator& world, const char* program, const std::function<void()>& body) {
   try {
     body();
@@ -71,6 +73,8 @@ inline int run(const mpiproc::communicator& world, const char* program, const st
     return exit_usage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error on rank %d: %s\n", program, world.rank(), e.what());
+    std::fflush(stderr);
+    MPI_Abort(world.native(), 1);
     return 1;
   }
 }

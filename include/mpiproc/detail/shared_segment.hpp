@@ -71,6 +71,8 @@ class shared_segment {
   /// If the word holds `expected`, stores `desired`; otherwise loads it into `expected`.
   bool compare_exchange(int rank, std::size_t offset, std::uint64_t& expected, std::uint64_t desired,
                         unsigned width = 8);
+  /// Raises the word to `value` if it is below.
+  void raise_to(int rank, std::size_t offset, std::uint64_t value);
   /// Adds `amount` unless that would take the word past `limit`; returns whether it did.
   bool add_up_to(int rank, std::size_t offset, std::uint64_t amount, std::uint64_t limit);
   /// Subtracts `amount` if the word holds at least that much; returns whether it did. With a wait,
@@ -86,9 +88,12 @@ class shared_segment {
   void write(int rank, std::size_t offset, const void* in, std::size_t bytes);
 
   /// The shared path's fast lane: the 8-byte word itself, mapped here (nullptr on the messages
-  /// path). Whoever changes it directly must call changed() after, to wake sleeping waiters.
+  /// path). Whoever changes it directly must call changed() after, to wake sleeping waiters, and
+  /// check usable() before each use: the mapping ends with release().
   std::uint64_t* mapped_word(int rank, std::size_t offset);
   void changed(int rank, std::size_t offset);
+  /// False once released (after MPI_Finalize, for one).
+  bool usable() const noexcept;
 
   /// Collective: frees the window or leaves the service; later operations throw usage_error.
   void release() noexcept;
