@@ -1,5 +1,6 @@
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/shared_segment.hpp>
 #include <mpiproc/error.hpp>
 
 #include <string>
@@ -7,6 +8,17 @@
 namespace mpiproc::detail {
 
 namespace {
+/// Whether the failure was only a wait broken by another rank's failure.
+bool secondary(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const peer_failed&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 std::string message_of(const std::exception_ptr& failure) {
   try {
     std::rethrow_exception(failure);
@@ -24,13 +36,19 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local) {
   int rank = 0, size = 1;
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
   MPIPROC_CHECK(MPI_Comm_size(comm, &size));
-  // Success costs one allreduce (the failure count); only on failure do the ranks agree on who
-  // failed first and share that rank's message.
-  const int failed_here = local ? 1 : 0;
-  int failed_ranks = 0;
-  MPIPROC_CHECK(MPI_Allreduce(&failed_here, &failed_ranks, 1, MPI_INT, MPI_SUM, comm));
-  if (failed_ranks == 0) return;
-  const int candidate = local ? rank : size;
+  // Success costs one allreduce (the failure counts); only on failure do the ranks agree on who
+  // failed first and share that rank's message. A rank that failed for a reason of its own first
+  // breaks the shared state of this communicator, so that ranks waiting for it there get here too;
+  // their failures (peer_failed) are named only if no other kind happened.
+  const bool own_reason = local && !secondary(local);
+  if (own_reason) break_shared_state(comm, rank);
+  const int here[2] = {local ? 1 : 0, own_reason ? 1 : 0};
+  int counts[2] = {0, 0};
+  MPIPROC_CHECK(MPI_Allreduce(here, counts, 2, MPI_INT, MPI_SUM, comm));
+  if (counts[0] == 0) return;
+  const bool by_own_reason = counts[1] > 0;
+  const int failed_ranks = by_own_reason ? counts[1] : counts[0];
+  const int candidate = (by_own_reason ? own_reason : local != nullptr) ? rank : size;
   int failed_rank = size;
   MPIPROC_CHECK(MPI_Allreduce(&candidate, &failed_rank, 1, MPI_INT, MPI_MIN, comm));
   std::string message = rank == failed_rank ? message_of(local) : std::string();

@@ -125,6 +125,9 @@ bool mutex::try_lock_until_steady(detail::clock::time_point until) {
 }
 
 void mutex::unlock() {
+  // After another rank's failure broke the lock, a guard that could not take it back (a condition
+  // wait that ended broken) unwinds quietly.
+  if (!held_ && word_->broken()) return;
   if (!held_) throw usage_error("mpiproc::lock: unlock() by a rank that does not hold the lock");
   held_ = false;
   if (word_->by_messages())

@@ -34,12 +34,17 @@ struct request {
 
 enum : std::uint64_t {
   op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_raise, op_add_up_to, op_take,
-  op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_stop
+  op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_break, op_stop
 };
 // Payloads get a tag per direction: a rank's client and service threads both receive payloads
 // from the same peer, and one tag would let a read's data land in a write's receive.
 constexpr int request_tag = 1, reply_tag = 2, write_payload_tag = 3, read_payload_tag = 4;
-constexpr std::size_t header_bytes = 64;  // shared path: each rank's futex word and waiter count
+// Shared path: each rank's header holds 8 sleeping places (futex word and sleeper count), then the
+// broken word (0, or 1 + the rank whose failure broke the segment).
+constexpr std::size_t places = 8;
+constexpr std::size_t header_bytes = 128;
+constexpr std::size_t broken_at = 8 * places;
+constexpr std::uint64_t broken_answer = 2;  // a wait's answer (ok) when the segment broke
 constexpr std::size_t max_message = std::size_t{1} << 30;
 
 struct reply {
@@ -223,6 +228,7 @@ class service {
     request incoming;
     MPI_Request pending = MPI_REQUEST_NULL;
     std::list<waiter> waits;  // in arrival order
+    std::uint64_t broken = 0;  // 1 + the failed rank, once broken
     std::promise<void> stopped;
   };
 
@@ -242,6 +248,14 @@ class service {
       answer(e, source, {});
       return true;
     }
+    if (r.kind == op_break) {
+      // Another rank failed: every wait now held, and every later one that would block, ends.
+      if (!e.broken) e.broken = r.a;
+      for (const waiter& w : e.waits) answer(e, w.source, {e.broken, broken_answer});
+      e.waits.clear();
+      answer(e, source, {});
+      return true;
+    }
     if (r.kind == op_cancel) {
       for (auto it = e.waits.begin(); it != e.waits.end(); ++it)
         if (it->source == source) {
@@ -258,7 +272,9 @@ class service {
       MPI_Recv(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, write_payload_tag, e.comm, MPI_STATUS_IGNORE);
     bool changed = false;
     const reply out = apply(e.memory, r, payload.data(), payload.data(), changed);
-    if ((r.kind == op_wait || r.kind == op_wait_take) && !out.ok)
+    if ((r.kind == op_wait || r.kind == op_wait_take) && !out.ok && e.broken)
+      answer(e, source, {e.broken, broken_answer});
+    else if ((r.kind == op_wait || r.kind == op_wait_take) && !out.ok)
       e.waits.push_back({source, r});
     else if (r.kind != op_post_add)
       answer(e, source, out);
@@ -372,6 +388,8 @@ bool use_messages(MPI_Comm comm) {
 }
 
 struct shared_segment::state {
+  MPI_Comm parent = MPI_COMM_NULL;  // the communicator it was made on (break_shared_state's key)
+  std::atomic<bool> broken{false};  // this rank broke it or saw a wait end broken
   bool remote = false;
   bool released = false;
   MPI_Comm comm = MPI_COMM_NULL;
@@ -398,7 +416,7 @@ struct shared_segment::state {
 
   // Each rank's header holds 8 sleeping places {change count, sleepers}; the word at offset o
   // uses place (o / 8) % 8, so that a change wakes only the ranks waiting on nearby words.
-  static std::size_t place(std::size_t offset) { return (offset / 8) % (header_bytes / 8); }
+  static std::size_t place(std::size_t offset) { return (offset / 8) % places; }
   std::uint32_t* futex_word(int target, std::size_t offset) const {
     return reinterpret_cast<std::uint32_t*>(bases[target] - header_bytes) + 2 * place(offset);
   }
@@ -409,7 +427,7 @@ struct shared_segment::state {
     // before the sleepers' count is read, so fence it as the atomic operations are.
     const bool bulk = r.kind == op_write;
     if (bulk) std::atomic_thread_fence(std::memory_order_seq_cst);
-    for (std::size_t p = bulk ? 0 : place(r.offset); p < (bulk ? header_bytes / 8 : place(r.offset) + 1); ++p) {
+    for (std::size_t p = bulk ? 0 : place(r.offset); p < (bulk ? places : place(r.offset) + 1); ++p) {
       if (std::atomic_ref<std::uint32_t>(*waiter_count(target, p * 8)).load() == 0) continue;
       std::atomic_ref<std::uint32_t>(*futex_word(target, p * 8)).fetch_add(1);
       futex_wake_all(futex_word(target, p * 8));
@@ -466,6 +484,7 @@ struct shared_segment::state {
       if (changed) wake(target, r);
       return out.ok != 0;
     };
+    std::atomic_ref<std::uint64_t> broken(*reinterpret_cast<std::uint64_t*>(bases[target] - header_bytes + broken_at));
     for (int i = 0; i < 64; ++i) {
       if (attempt()) return true;
       cpu_relax();
@@ -473,23 +492,59 @@ struct shared_segment::state {
     const auto yield_until = clock::now() + std::chrono::microseconds(100);
     while (clock::now() < yield_until) {
       if (attempt()) return true;
+      if (const std::uint64_t failed = broken.load()) {
+        this->broken = true;
+        throw peer_failed(static_cast<int>(failed - 1));
+      }
       sched_yield();
     }
     std::atomic_ref<std::uint32_t> sleepers(*waiter_count(target, r.offset));
     std::atomic_ref<std::uint32_t> changes(*futex_word(target, r.offset));
     sleepers.fetch_add(1);
     bool ok = false;
+    std::uint64_t failed = 0;
     for (;;) {
       const std::uint32_t seen = changes.load();
       if (attempt()) {
         ok = true;
         break;
       }
+      if ((failed = broken.load()) != 0) break;
       if (until && clock::now() >= *until) break;
       futex_wait(futex_word(target, r.offset), seen, until);
     }
     sleepers.fetch_sub(1);
+    if (failed) {
+      broken = true;
+      throw peer_failed(static_cast<int>(failed - 1));
+    }
     return ok;
+  }
+
+  /// Breaks this segment for every rank (see break_shared_state); never throws.
+  void poison(int failed_rank) noexcept {
+    if (released) return;
+    broken = true;
+    const std::uint64_t mark = static_cast<std::uint64_t>(failed_rank) + 1;
+    for (int target = 0; target < size; ++target) {
+      if (sizes[static_cast<std::size_t>(target)] == 0) continue;
+      if (!remote) {
+        std::byte* header = bases[static_cast<std::size_t>(target)] - header_bytes;
+        std::uint64_t none = 0;
+        std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(header + broken_at)).compare_exchange_strong(none, mark);
+        for (std::size_t p = 0; p < places; ++p) {
+          std::atomic_ref<std::uint32_t>(*futex_word(target, p * 8)).fetch_add(1);
+          futex_wake_all(futex_word(target, p * 8));
+        }
+        continue;
+      }
+      request r;
+      r.kind = op_break;
+      r.a = mark;
+      reply out;
+      if (MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm) != MPI_SUCCESS) continue;
+      MPI_Recv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, MPI_STATUS_IGNORE);
+    }
   }
 
   /// The owner's service keeps the wait until it holds; at the deadline this rank cancels it, and
@@ -515,6 +570,10 @@ struct shared_segment::state {
       patience.pause();
     }
     posted_to[target] = 0;
+    if (out.ok == broken_answer) {
+      broken = true;
+      throw peer_failed(static_cast<int>(out.value - 1));
+    }
     return out.ok != 0;
   }
 
@@ -546,8 +605,41 @@ struct shared_segment::state {
   }
 };
 
+namespace {
+/// Every segment alive in this process, for break_shared_state.
+struct live_segments {
+  std::mutex mutex;
+  std::vector<std::weak_ptr<shared_segment::state>> states;
+};
+live_segments& live() {
+  static live_segments l;
+  return l;
+}
+}  // namespace
+
+void break_shared_state(MPI_Comm comm, int failed_rank) noexcept {
+  std::vector<std::shared_ptr<shared_segment::state>> matching;
+  {
+    auto& l = live();
+    std::lock_guard guard(l.mutex);
+    std::erase_if(l.states, [](const auto& w) { return w.expired(); });
+    for (const auto& w : l.states)
+      if (auto s = w.lock(); s && s->parent == comm) matching.push_back(std::move(s));
+  }
+  for (const auto& s : matching) s->poison(failed_rank);
+}
+
+peer_failed::peer_failed(int rank)
+    : error("rank " + std::to_string(rank) + " failed while this rank waited on shared state"), rank_(rank) {}
+
 shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* initial) : state_(std::make_shared<state>()) {
   state& s = *state_;
+  s.parent = user;
+  {
+    auto& l = live();
+    std::lock_guard guard(l.mutex);
+    l.states.push_back(state_);
+  }
   MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));
   MPIPROC_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
   MPIPROC_CHECK(MPI_Comm_rank(s.comm, &s.rank));
@@ -607,6 +699,7 @@ void shared_segment::release() noexcept {
 
 bool shared_segment::by_messages() const noexcept { return state_->remote; }
 bool shared_segment::usable() const noexcept { return !state_->released; }
+bool shared_segment::broken() const noexcept { return state_->broken; }
 int shared_segment::rank() const noexcept { return state_->rank; }
 int shared_segment::size() const noexcept { return state_->size; }
 std::size_t shared_segment::bytes(int rank) const { return state_->sizes.at(static_cast<std::size_t>(rank)); }

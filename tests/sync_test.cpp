@@ -162,10 +162,51 @@ TEST(Lock, HeldWhileTheHolderThrowsIsReleasedAndTheOthersSeeTheError) {
     EXPECT_EQ(e.rank(), thrower);
     EXPECT_EQ(e.message(), "failed while holding the lock");
   }
-  EXPECT_EQ(entered.load(), size()) << "every rank got the lock, the thrower's included";
+  // Ranks still queued when the thrower failed get the error instead of the lock.
+  EXPECT_GE(entered.load(), 1);
   EXPECT_FALSE(lock.held());
-  EXPECT_TRUE(lock.try_lock_for(30s)) << "the lock is free again";
-  lock.unlock();
+}
+
+TEST(Failure, RanksWaitingOnSharedStateForAFailedRankGetItsError) {
+  // The last rank fails inside a collective call while the others wait for something only it
+  // could give: a barrier round, an event, a semaphore unit, the lock it holds. Nobody may hang;
+  // every rank gets the failed rank's own error (not the broken waits').
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int thrower = size() - 1;
+  const char* kinds[] = {"barrier", "event", "semaphore", "lock", "condition"};
+  for (const std::string kind : kinds) {
+    mpiproc::barrier step(world());
+    mpiproc::event never(world());
+    mpiproc::semaphore empty(world(), 0);
+    mpiproc::lock lock(world());
+    mpiproc::condition cond(world());
+    if (rank() == thrower) lock.lock();  // and never unlocks it
+    world().barrier();
+    try {
+      mpiproc::for_each(world(), mpiproc::range<int>{0, size()}, [&](int) {
+        if (rank() == thrower) {
+          std::this_thread::sleep_for(50ms);
+          throw std::runtime_error("gave up on " + kind);
+        }
+        if (kind == "barrier") step.wait();
+        if (kind == "event") never.wait();
+        if (kind == "semaphore") empty.acquire();
+        if (kind == "lock") lock.lock();
+        if (kind == "condition") {
+          std::unique_lock guard(cond);
+          cond.wait();
+        }
+        ADD_FAILURE() << "a wait for the failed rank returned: " << kind;
+      });
+      ADD_FAILURE() << "no error on rank " << rank();
+    } catch (const mpiproc::remote_error& e) {
+      EXPECT_EQ(e.rank(), thrower) << kind;
+      EXPECT_EQ(e.message(), "gave up on " + kind);
+      EXPECT_EQ(e.failed_ranks(), 1) << kind;
+    }
+    // From now on a wait that would block throws at once.
+    EXPECT_THROW(never.wait_for(30s), mpiproc::error) << kind;
+  }
 }
 
 TEST(RLock, TheHolderReentersAndOthersWait) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <mpiproc/error.hpp>
+
 #include <mpi.h>
 
 #include <chrono>
@@ -10,6 +12,18 @@
 #include <string>
 
 namespace mpiproc::detail {
+
+/// A wait ended because another rank failed in a collective call (break_shared_state). The failure
+/// agreement names the rank that failed for a reason of its own, not the ranks that got this.
+class peer_failed : public error {
+ public:
+  explicit peer_failed(int rank);
+  /// The rank whose failure broke the shared state.
+  int rank() const noexcept { return rank_; }
+
+ private:
+  int rank_;
+};
 
 using clock = std::chrono::steady_clock;
 using deadline = std::optional<clock::time_point>;
@@ -25,6 +39,12 @@ std::string shared_state_path(MPI_Comm comm);
 /// MPIPROC_COUNTER=messages) rather than through shared memory. Throws usage_error for a bad
 /// MPIPROC_COUNTER.
 bool use_messages(MPI_Comm comm);
+
+/// Breaks every shared segment made on `comm`: waits that would block, now or later, throw
+/// peer_failed naming `failed_rank` instead. Called (by run_collectively) on a rank whose part of a
+/// collective call failed, so that ranks waiting for it on a lock, event, barrier... do not wait
+/// forever but reach the failure agreement. Never throws.
+void break_shared_state(MPI_Comm comm, int failed_rank) noexcept;
 
 /// What a wait waits for: (word & mask) == value, != value, or >= value (unsigned).
 enum class wait_test : std::uint64_t { equal, not_equal, at_least };
@@ -94,6 +114,8 @@ class shared_segment {
   void changed(int rank, std::size_t offset);
   /// False once released (after MPI_Finalize, for one).
   bool usable() const noexcept;
+  /// Whether this rank broke the segment or saw a wait end because it was broken.
+  bool broken() const noexcept;
 
   /// Collective: frees the window or leaves the service; later operations throw usage_error.
   void release() noexcept;
