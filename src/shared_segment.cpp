@@ -638,6 +638,7 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
   {
     auto& l = live();
     std::lock_guard guard(l.mutex);
+    std::erase_if(l.states, [](const auto& w) { return w.expired(); });
     l.states.push_back(state_);
   }
   MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));
