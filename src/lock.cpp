@@ -16,11 +16,6 @@ std::uint32_t next_ticket(std::uint64_t queue) { return static_cast<std::uint32_
 std::uint32_t head(std::uint64_t queue) { return static_cast<std::uint32_t>(queue & head_mask); }
 /// What moves the queue's head on by one; the half-word wraps without carrying into the tickets.
 std::uint64_t advance(std::uint32_t ticket) { return ticket == head_mask ? 1 - one_ticket : 1; }
-void relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 }  // namespace
 
 mutex::mutex(const communicator& comm)
@@ -51,7 +46,7 @@ void mutex::lock() {
       return;
     }
     if (state & held_bit) {
-      relax();
+      detail::cpu_relax();
       state = word_->load(0, state_at);
     }
   }
@@ -93,23 +88,20 @@ void mutex::lock_in_queue() {
 
 bool mutex::try_lock() {
   if (held_) return false;
-  if (word_->by_messages()) {
-    std::uint64_t seen = word_->load(0, queue_at);
-    while (next_ticket(seen) == head(seen))
-      if (word_->compare_exchange(0, queue_at, seen, seen + one_ticket)) {
-        ticket_ = next_ticket(seen);
-        held_ = true;
-        return true;
-      }
-    return false;
-  }
-  std::uint64_t state = word_->load(0, state_at);
-  while (!(state & (held_bit | handoff_bit)))
-    if (word_->compare_exchange(0, state_at, state, state | held_bit)) {
+  // Across nodes the queue word, on one node the state word: free means nobody holds or awaits it.
+  const bool queue = word_->by_messages();
+  const std::size_t at = queue ? queue_at : state_at;
+  for (std::uint64_t seen = word_->load(0, at); looks_free(seen);)
+    if (word_->compare_exchange(0, at, seen, queue ? seen + one_ticket : seen | held_bit)) {
+      if (queue) ticket_ = next_ticket(seen);
       held_ = true;
       return true;
     }
   return false;
+}
+
+bool mutex::looks_free(std::uint64_t word) const {
+  return word_->by_messages() ? next_ticket(word) == head(word) : !(word & (held_bit | handoff_bit));
 }
 
 bool mutex::try_lock_until_steady(detail::clock::time_point until) {
@@ -119,8 +111,7 @@ bool mutex::try_lock_until_steady(detail::clock::time_point until) {
     if (held_ || detail::clock::now() >= until) return false;
     // Sleep until the word changes, unless it changed to free since the try.
     const std::uint64_t seen = word_->load(0, at);
-    const bool free = word_->by_messages() ? next_ticket(seen) == head(seen) : !(seen & (held_bit | handoff_bit));
-    if (!free) word_->wait(0, at, ~std::uint64_t{0}, detail::wait_test::not_equal, seen, until);
+    if (!looks_free(seen)) word_->wait(0, at, ~std::uint64_t{0}, detail::wait_test::not_equal, seen, until);
   }
 }
 

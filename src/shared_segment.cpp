@@ -1,6 +1,7 @@
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/finalize_hook.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/detail/transport.hpp>
 #include <mpiproc/error.hpp>
 
 #include <linux/futex.h>
@@ -54,10 +55,11 @@ struct reply {
 static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
               "shared state needs lock-free 64-bit atomics, which work across processes");
 
+/// Atomic operations that may change the word (when they succeed).
 bool modifies(std::uint64_t kind) {
   return kind == op_store || kind == op_exchange || kind == op_fetch_add || kind == op_post_add ||
-         kind == op_compare_exchange || kind == op_raise || kind == op_add_up_to || kind == op_take || kind == op_wait_take ||
-         kind == op_write;
+         kind == op_compare_exchange || kind == op_raise || kind == op_add_up_to || kind == op_take ||
+         kind == op_wait_take;
 }
 
 bool passes(std::uint64_t word, const request& r) {
@@ -131,20 +133,12 @@ reply apply(std::byte* data, const request& r, const void* payload, void* result
     case 4: out = apply_atomic<std::uint32_t>(at, r); break;
     default: out = apply_atomic<std::uint64_t>(at, r); break;
   }
-  changed = modifies(r.kind) && (out.ok || r.kind == op_exchange || r.kind == op_store);
+  changed = modifies(r.kind) && out.ok;
   return out;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Waiting without burning a core.
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 /// Sleeps while *word == expected (until woken, or for at most `timeout`).
 void futex_wait(std::uint32_t* word, std::uint32_t expected, const deadline& until) {
@@ -200,7 +194,6 @@ class service {
     auto e = std::make_unique<entry>();
     e->comm = comm;
     e->memory = memory;
-    MPI_Comm_rank(comm, &e->self);
     auto stopped = e->stopped.get_future();
     std::lock_guard guard(mutex_);
     added_.push_back(std::move(e));
@@ -224,7 +217,6 @@ class service {
   struct entry {
     MPI_Comm comm = MPI_COMM_NULL;
     std::byte* memory = nullptr;
-    int self = 0;
     request incoming;
     MPI_Request pending = MPI_REQUEST_NULL;
     std::list<waiter> waits;  // in arrival order
@@ -349,6 +341,8 @@ class service {
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+/// Collective: whether every rank of `comm` shares one node's memory (the same answer everywhere).
 bool on_one_node(MPI_Comm comm) {
   int size = 0;
   MPIPROC_CHECK(MPI_Comm_size(comm, &size));
@@ -360,6 +354,7 @@ bool on_one_node(MPI_Comm comm) {
   check(rc, "MPI_Comm_size");
   return node_size == size;
 }
+}  // namespace
 
 std::string shared_state_path(MPI_Comm comm) {
   const char* forced = std::getenv("MPIPROC_COUNTER");
@@ -369,9 +364,7 @@ std::string shared_state_path(MPI_Comm comm) {
   for (int k = 0; k < 4; ++k)
     if (choice == names[k]) mine = k;
   // Every rank must choose alike, or some would wait in a collective the others never enter.
-  int low = 0, high = 0;
-  MPIPROC_CHECK(MPI_Allreduce(&mine, &low, 1, MPI_INT, MPI_MIN, comm));
-  MPIPROC_CHECK(MPI_Allreduce(&mine, &high, 1, MPI_INT, MPI_MAX, comm));
+  const auto [low, high] = min_max(comm, static_cast<std::uint64_t>(mine));
   if (high == 4)
     throw usage_error("MPIPROC_COUNTER must be shared, messages or rma (or unset)" +
                       (mine == 4 ? ", not '" + choice + "'" : std::string(" on every rank")));
@@ -422,16 +415,21 @@ struct shared_segment::state {
   }
   std::uint32_t* waiter_count(int target, std::size_t offset) const { return futex_word(target, offset) + 1; }
 
-  void wake(int target, const request& r) const {
-    // A bulk write may span every place; atomic operations touch one. A plain copy is not ordered
-    // before the sleepers' count is read, so fence it as the atomic operations are.
-    const bool bulk = r.kind == op_write;
-    if (bulk) std::atomic_thread_fence(std::memory_order_seq_cst);
-    for (std::size_t p = bulk ? 0 : place(r.offset); p < (bulk ? places : place(r.offset) + 1); ++p) {
+  /// Wakes whoever sleeps on the places [first, last) of `target`'s header.
+  void wake_places(int target, std::size_t first, std::size_t last) const {
+    for (std::size_t p = first; p < last; ++p) {
       if (std::atomic_ref<std::uint32_t>(*waiter_count(target, p * 8)).load() == 0) continue;
       std::atomic_ref<std::uint32_t>(*futex_word(target, p * 8)).fetch_add(1);
       futex_wake_all(futex_word(target, p * 8));
     }
+  }
+
+  void wake(int target, const request& r) const {
+    if (r.kind != op_write) return wake_places(target, place(r.offset), place(r.offset) + 1);
+    // A bulk write may span every place. A plain copy is not ordered before the sleepers' count
+    // is read, so fence it as the atomic operations are.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    wake_places(target, 0, places);
   }
 
   reply call(int target, const request& r, const void* payload = nullptr, void* result = nullptr) {
@@ -457,17 +455,30 @@ struct shared_segment::state {
     return out;
   }
 
-  /// A blocking receive that does not spin a core for long (MPI_Recv does, which starves the
-  /// service when ranks outnumber cores).
-  void receive(void* out, std::size_t bytes, int source, int tag) {
-    MPI_Request pending = MPI_REQUEST_NULL;
-    MPIPROC_CHECK(MPI_Irecv(out, static_cast<int>(bytes), MPI_BYTE, source, tag, comm, &pending));
+  /// Polls `pending` until it completes (true) or the deadline passes (false): unlike MPI_Recv
+  /// and MPI_Wait, it does not spin a core for long, which would starve the service when ranks
+  /// outnumber cores.
+  static bool complete_by(MPI_Request& pending, const deadline& until) {
     poller patience;
     for (int done = 0;;) {
       MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
-      if (done) return;
+      if (done) return true;
+      if (until && clock::now() >= *until) return false;
       patience.pause();
     }
+  }
+
+  /// A blocking receive by polling (complete_by).
+  void receive(void* out, std::size_t bytes, int source, int tag) {
+    MPI_Request pending = MPI_REQUEST_NULL;
+    MPIPROC_CHECK(MPI_Irecv(out, static_cast<int>(bytes), MPI_BYTE, source, tag, comm, &pending));
+    complete_by(pending, std::nullopt);
+  }
+
+  /// Remembers that this rank saw the segment broken, and says so.
+  [[noreturn]] void fail_broken(std::uint64_t mark) {
+    broken = true;
+    throw peer_failed(static_cast<int>(mark - 1));
   }
 
   bool wait(int target, const request& r, const deadline& until) {
@@ -492,10 +503,7 @@ struct shared_segment::state {
     const auto yield_until = clock::now() + std::chrono::microseconds(100);
     while (clock::now() < yield_until) {
       if (attempt()) return true;
-      if (const std::uint64_t failed = broken.load()) {
-        this->broken = true;
-        throw peer_failed(static_cast<int>(failed - 1));
-      }
+      if (const std::uint64_t mark = broken.load()) fail_broken(mark);
       sched_yield();
     }
     std::atomic_ref<std::uint32_t> sleepers(*waiter_count(target, r.offset));
@@ -514,10 +522,7 @@ struct shared_segment::state {
       futex_wait(futex_word(target, r.offset), seen, until);
     }
     sleepers.fetch_sub(1);
-    if (failed) {
-      broken = true;
-      throw peer_failed(static_cast<int>(failed - 1));
-    }
+    if (failed) fail_broken(failed);
     return ok;
   }
 
@@ -532,10 +537,7 @@ struct shared_segment::state {
         std::byte* header = bases[static_cast<std::size_t>(target)] - header_bytes;
         std::uint64_t none = 0;
         std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(header + broken_at)).compare_exchange_strong(none, mark);
-        for (std::size_t p = 0; p < places; ++p) {
-          std::atomic_ref<std::uint32_t>(*futex_word(target, p * 8)).fetch_add(1);
-          futex_wake_all(futex_word(target, p * 8));
-        }
+        wake_places(target, 0, places);
         continue;
       }
       request r;
@@ -554,26 +556,16 @@ struct shared_segment::state {
     reply out;
     MPI_Request pending = MPI_REQUEST_NULL;
     MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, &pending));
-    poller patience;
-    for (int done = 0;;) {
-      MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
-      if (done) break;
-      if (until && clock::now() >= *until) {
-        request cancel;
-        cancel.kind = op_cancel;
-        reply ack;
-        MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, target, request_tag, comm));
-        MPIPROC_CHECK(MPI_Wait(&pending, MPI_STATUS_IGNORE));
-        MPIPROC_CHECK(MPI_Recv(&ack, sizeof ack, MPI_BYTE, target, reply_tag, comm, MPI_STATUS_IGNORE));
-        break;
-      }
-      patience.pause();
+    if (!complete_by(pending, until)) {
+      request cancel;
+      cancel.kind = op_cancel;
+      reply ack;
+      MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, target, request_tag, comm));
+      complete_by(pending, std::nullopt);
+      receive(&ack, sizeof ack, target, reply_tag);
     }
     posted_to[target] = 0;
-    if (out.ok == broken_answer) {
-      broken = true;
-      throw peer_failed(static_cast<int>(out.value - 1));
-    }
+    if (out.ok == broken_answer) fail_broken(out.value);
     return out.ok != 0;
   }
 
@@ -606,24 +598,24 @@ struct shared_segment::state {
 };
 
 namespace {
-/// Every segment alive in this process, for break_shared_state.
-struct live_segments {
-  std::mutex mutex;
-  std::vector<std::weak_ptr<shared_segment::state>> states;
-};
-live_segments& live() {
-  static live_segments l;
-  return l;
+std::mutex& live_mutex() {
+  static std::mutex m;
+  return m;
+}
+/// Every segment alive in this process (for break_shared_state), dead entries dropped; hold
+/// live_mutex().
+std::vector<std::weak_ptr<shared_segment::state>>& live_states() {
+  static std::vector<std::weak_ptr<shared_segment::state>> states;
+  std::erase_if(states, [](const auto& w) { return w.expired(); });
+  return states;
 }
 }  // namespace
 
 void break_shared_state(MPI_Comm comm, int failed_rank) noexcept {
   std::vector<std::shared_ptr<shared_segment::state>> matching;
   {
-    auto& l = live();
-    std::lock_guard guard(l.mutex);
-    std::erase_if(l.states, [](const auto& w) { return w.expired(); });
-    for (const auto& w : l.states)
+    std::lock_guard guard(live_mutex());
+    for (const auto& w : live_states())
       if (auto s = w.lock(); s && s->parent == comm) matching.push_back(std::move(s));
   }
   for (const auto& s : matching) s->poison(failed_rank);
@@ -636,10 +628,8 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
   state& s = *state_;
   s.parent = user;
   {
-    auto& l = live();
-    std::lock_guard guard(l.mutex);
-    std::erase_if(l.states, [](const auto& w) { return w.expired(); });
-    l.states.push_back(state_);
+    std::lock_guard guard(live_mutex());
+    live_states().push_back(state_);
   }
   MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));
   MPIPROC_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
@@ -689,8 +679,7 @@ shared_segment::~shared_segment() {
   // While an exception unwinds, this rank may be the only one here: a collective free could wait
   // forever, so leave it to MPI_Finalize (which the registered release keeps the state for).
   if (std::uncaught_exceptions() > 0 || mpi_finalizing()) return;
-  forget_at_finalize(state_->finalize_id);
-  state_->release();
+  release();
 }
 
 void shared_segment::release() noexcept {

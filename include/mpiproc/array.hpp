@@ -4,6 +4,7 @@
 #include <mpiproc/detail/atomic_bits.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/detail/transport.hpp>
 #include <mpiproc/error.hpp>
 #include <mpiproc/rlock.hpp>
 
@@ -13,6 +14,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace mpiproc {
@@ -48,12 +50,10 @@ class array {
 
   std::size_t size() const noexcept { return size_; }
   /// The rank that holds element `i`.
-  int owner(std::size_t i) const { return static_cast<int>(check(i, 1) / block_); }
+  int owner(std::size_t i) const { return locate(check(i, 1)).first; }
 
   T get(std::size_t i) {
-    check(i, 1);
-    const int rank = static_cast<int>(i / block_);
-    const std::size_t at = (i % block_) * sizeof(T);
+    const auto [rank, at] = locate(check(i, 1));
     if constexpr (detail::atomic_sized<T>) {
       return detail::from_word<T>(data_->load(rank, at, sizeof(T)));
     } else {
@@ -64,9 +64,7 @@ class array {
   }
 
   void set(std::size_t i, const T& v) {
-    check(i, 1);
-    const int rank = static_cast<int>(i / block_);
-    const std::size_t at = (i % block_) * sizeof(T);
+    const auto [rank, at] = locate(check(i, 1));
     if constexpr (detail::atomic_sized<T>)
       data_->store(rank, at, detail::to_word(v), sizeof(T));
     else
@@ -103,10 +101,7 @@ class array {
   }
 
   static std::size_t agreed_size(const communicator& comm, std::size_t n) {
-    const std::uint64_t mine = n;
-    std::uint64_t low = 0, high = 0;
-    detail::check(MPI_Allreduce(&mine, &low, 1, MPI_UINT64_T, MPI_MIN, comm.native()), "MPI_Allreduce");
-    detail::check(MPI_Allreduce(&mine, &high, 1, MPI_UINT64_T, MPI_MAX, comm.native()), "MPI_Allreduce");
+    const auto [low, high] = detail::min_max(comm.native(), n);
     if (low != high)
       throw usage_error("mpiproc::array: the ranks passed different sizes (" + std::to_string(low) + " to " +
                         std::to_string(high) + ")");
@@ -126,12 +121,18 @@ class array {
     return first;
   }
 
+  /// The rank holding element `i`, and its byte offset there.
+  std::pair<int, std::size_t> locate(std::size_t i) const {
+    return {static_cast<int>(i / block_), (i % block_) * sizeof(T)};
+  }
+
   template <class Piece>
   void for_pieces(std::size_t first, std::size_t count, Piece&& piece) {
     for (std::size_t done = 0; done < count;) {
       const std::size_t i = first + done;
       const std::size_t n = std::min(count - done, block_ - i % block_);
-      piece(static_cast<int>(i / block_), (i % block_) * sizeof(T), done, n);
+      const auto [rank, at] = locate(i);
+      piece(rank, at, done, n);
       done += n;
     }
   }

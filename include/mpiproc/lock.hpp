@@ -50,6 +50,9 @@ class mutex {
  private:
   bool try_lock_until_steady(detail::clock::time_point until);
   void lock_in_queue();
+  /// Whether the word that try_lock takes (queue across nodes, state on one node) shows the lock
+  /// free: nobody holds it or waits for it.
+  bool looks_free(std::uint64_t word) const;
 
   // Two words on rank 0. At 0 (one node only): bit 0 = held, bit 1 = hand-off to the queue's head.
   // At 8: the queue, as tickets: the next ticket (high half) and the head's (low half).

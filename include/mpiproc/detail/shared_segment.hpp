@@ -28,8 +28,14 @@ class peer_failed : public error {
 using clock = std::chrono::steady_clock;
 using deadline = std::optional<clock::time_point>;
 
-/// Collective: whether every rank of `comm` shares one node's memory (the same answer everywhere).
-bool on_one_node(MPI_Comm comm);
+/// A pause in a spin loop: lets the other hardware thread of the core run.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 /// Collective: MPIPROC_COUNTER ("" when unset), checked to be shared, messages or rma and the same
 /// on every rank (usage_error on every rank otherwise).

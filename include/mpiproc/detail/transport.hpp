@@ -83,6 +83,15 @@ inline int checked_count(std::size_t n, const char* what) {
   return static_cast<int>(n);
 }
 
+/// Collective: the lowest and the highest `value` over the ranks (equal where every rank passed
+/// the same), in one allreduce: the minimum of the value and of its complement.
+inline std::pair<std::uint64_t, std::uint64_t> min_max(MPI_Comm comm, std::uint64_t value) {
+  const std::uint64_t mine[2] = {value, ~value};
+  std::uint64_t low[2] = {0, 0};
+  MPIPROC_CHECK(MPI_Allreduce(mine, low, 2, MPI_UINT64_T, MPI_MIN, comm));
+  return {low[0], ~low[1]};
+}
+
 /// Collective: sends the vector `items` from `root` to every rank.
 template <class T>
 void broadcast(MPI_Comm comm, std::vector<T>& items, int root) {
