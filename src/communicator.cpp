@@ -16,9 +16,12 @@ namespace {
 struct mpi_handles {
   MPI_Comm comm = MPI_COMM_NULL;
   std::unique_ptr<chunk_counter> counter;
+  MPI_Comm channels = MPI_COMM_NULL;  // pipes' messages, each pipe on tags of its own
+  std::uint64_t channels_made = 0;
 
   void release() noexcept {
     if (counter) counter->release();
+    if (channels != MPI_COMM_NULL) MPI_Comm_free(&channels);
     if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
 };
@@ -73,6 +76,15 @@ detail::chunk_counter& communicator::chunk_counter() const {
   auto& counter = state_->handles->counter;
   if (!counter) counter = std::make_unique<detail::chunk_counter>(native());
   return *counter;
+}
+
+std::pair<MPI_Comm, std::uint64_t> communicator::new_channel() const {
+  auto& h = *state_->handles;
+  if (h.channels == MPI_COMM_NULL) {
+    MPIPROC_CHECK(MPI_Comm_dup(h.comm, &h.channels));
+    MPIPROC_CHECK(MPI_Comm_set_errhandler(h.channels, MPI_ERRORS_RETURN));
+  }
+  return {h.channels, h.channels_made++};
 }
 
 }  // namespace mpiproc

@@ -1,6 +1,6 @@
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/failure.hpp>
-#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/error.hpp>
 
 #include <string>
@@ -8,14 +8,14 @@
 namespace mpiproc::detail {
 
 namespace {
-/// Whether the failure was only a wait broken by another rank's failure.
-bool secondary(const std::exception_ptr& failure) {
+/// The rank whose failure broke a wait, if that is what `failure` is (else -1).
+int broken_by(const std::exception_ptr& failure) {
   try {
     std::rethrow_exception(failure);
-  } catch (const peer_failed&) {
-    return true;
+  } catch (const peer_failed& e) {
+    return e.rank();
   } catch (...) {
-    return false;
+    return -1;
   }
 }
 
@@ -40,8 +40,10 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local) {
   // failed first and share that rank's message. A rank that failed for a reason of its own first
   // breaks the shared state of this communicator, so that ranks waiting for it there get here too;
   // their failures (peer_failed) are named only if no other kind happened.
-  const bool own_reason = local && !secondary(local);
-  if (own_reason) break_shared_state(comm, rank);
+  // A rank that saw a broken wait breaks what it holds too: a pipe's other end may wait on it.
+  const int failed_before = local ? broken_by(local) : -1;
+  const bool own_reason = local && failed_before < 0;
+  if (local) break_shared_state(comm, own_reason ? rank : failed_before);
   const int here[2] = {local ? 1 : 0, own_reason ? 1 : 0};
   int counts[2] = {0, 0};
   MPIPROC_CHECK(MPI_Allreduce(here, counts, 2, MPI_INT, MPI_SUM, comm));

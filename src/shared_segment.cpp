@@ -1,5 +1,6 @@
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/finalize_hook.hpp>
+#include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/error.hpp>
@@ -8,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
@@ -35,7 +37,7 @@ struct request {
 
 enum : std::uint64_t {
   op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_raise, op_add_up_to, op_take,
-  op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_break, op_stop
+  op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_break, op_stop, op_call
 };
 // Payloads get a tag per direction: a rank's client and service threads both receive payloads
 // from the same peer, and one tag would let a read's data land in a write's receive.
@@ -46,6 +48,7 @@ constexpr std::size_t places = 8;
 constexpr std::size_t header_bytes = 128;
 constexpr std::size_t broken_at = 8 * places;
 constexpr std::uint64_t broken_answer = 2;  // a wait's answer (ok) when the segment broke
+constexpr std::uint64_t failed_answer = 3;  // a call's answer (ok) when its handler threw
 constexpr std::size_t max_message = std::size_t{1} << 30;
 
 struct reply {
@@ -157,26 +160,6 @@ void futex_wait(std::uint32_t* word, std::uint32_t expected, const deadline& unt
 
 void futex_wake_all(std::uint32_t* word) { syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
 
-/// Polls an MPI request without spinning a core for long: spins for a few microseconds (a reply
-/// usually comes that fast), yields for 2 ms, then sleeps in 50 us steps.
-class poller {
- public:
-  void pause() {
-    using namespace std::chrono_literals;
-    const auto waited = clock::now() - start_;
-    if (waited < 20us)
-      cpu_relax();
-    else if (waited < 2ms)
-      std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(50us);
-  }
-  void restart() { start_ = clock::now(); }
-
- private:
-  clock::time_point start_ = clock::now();
-};
-
 // ---------------------------------------------------------------------------------------------
 // The messages path's service: one thread per process answers the requests for every segment
 // whose memory this process holds. It starts with the first such segment and ends with the last.
@@ -190,10 +173,11 @@ class service {
 
   /// Starts serving `memory` to the ranks of `comm`; the future is ready once a stop request
   /// (sent by this process to itself) has been handled.
-  std::future<void> add(MPI_Comm comm, std::byte* memory) {
+  std::future<void> add(MPI_Comm comm, std::byte* memory, shared_segment::handler handler) {
     auto e = std::make_unique<entry>();
     e->comm = comm;
     e->memory = memory;
+    e->handler = std::move(handler);
     auto stopped = e->stopped.get_future();
     std::lock_guard guard(mutex_);
     added_.push_back(std::move(e));
@@ -217,6 +201,7 @@ class service {
   struct entry {
     MPI_Comm comm = MPI_COMM_NULL;
     std::byte* memory = nullptr;
+    shared_segment::handler handler;  // answers op_call
     request incoming;
     MPI_Request pending = MPI_REQUEST_NULL;
     std::list<waiter> waits;  // in arrival order
@@ -256,6 +241,21 @@ class service {
           break;
         }
       answer(e, source, {});  // the cancel's own answer, after the wait's
+      return true;
+    }
+    if (r.kind == op_call) {
+      std::string in(r.a, '\0'), out;
+      MPI_Recv(in.data(), static_cast<int>(r.a), MPI_BYTE, source, write_payload_tag, e.comm, MPI_STATUS_IGNORE);
+      std::uint64_t ok = 1;
+      try {
+        out = e.handler(source, std::move(in));
+        if (out.size() > max_message) throw usage_error("mpiproc: an answer of more than 1 GiB");
+      } catch (const std::exception& failure) {
+        out = failure.what();
+        ok = failed_answer;
+      }
+      answer(e, source, {out.size(), ok});
+      MPI_Send(out.data(), static_cast<int>(out.size()), MPI_BYTE, source, read_payload_tag, e.comm);
       return true;
     }
     std::vector<std::byte> payload;
@@ -380,8 +380,7 @@ bool use_messages(MPI_Comm comm) {
   return !one_node;
 }
 
-struct shared_segment::state {
-  MPI_Comm parent = MPI_COMM_NULL;  // the communicator it was made on (break_shared_state's key)
+struct shared_segment::state : breakable {
   std::atomic<bool> broken{false};  // this rank broke it or saw a wait end broken
   bool remote = false;
   bool released = false;
@@ -402,6 +401,7 @@ struct shared_segment::state {
     if (target < 0 || target >= size)
       throw usage_error("mpiproc: shared state on rank " + std::to_string(target) + " of a communicator of " +
                         std::to_string(size));
+    if (r.kind == op_call) return;
     const std::uint64_t extent = (r.kind == op_read || r.kind == op_write) ? r.a : r.width;
     if (r.offset + extent > sizes[static_cast<std::size_t>(target)] || r.offset % r.width != 0)
       throw usage_error("mpiproc: shared state access out of bounds");
@@ -527,7 +527,7 @@ struct shared_segment::state {
   }
 
   /// Breaks this segment for every rank (see break_shared_state); never throws.
-  void poison(int failed_rank) noexcept {
+  void poison(int failed_rank) noexcept override {
     if (released) return;
     broken = true;
     const std::uint64_t mark = static_cast<std::uint64_t>(failed_rank) + 1;
@@ -597,40 +597,10 @@ struct shared_segment::state {
   }
 };
 
-namespace {
-std::mutex& live_mutex() {
-  static std::mutex m;
-  return m;
-}
-/// Every segment alive in this process (for break_shared_state), dead entries dropped; hold
-/// live_mutex().
-std::vector<std::weak_ptr<shared_segment::state>>& live_states() {
-  static std::vector<std::weak_ptr<shared_segment::state>> states;
-  std::erase_if(states, [](const auto& w) { return w.expired(); });
-  return states;
-}
-}  // namespace
-
-void break_shared_state(MPI_Comm comm, int failed_rank) noexcept {
-  std::vector<std::shared_ptr<shared_segment::state>> matching;
-  {
-    std::lock_guard guard(live_mutex());
-    for (const auto& w : live_states())
-      if (auto s = w.lock(); s && s->parent == comm) matching.push_back(std::move(s));
-  }
-  for (const auto& s : matching) s->poison(failed_rank);
-}
-
-peer_failed::peer_failed(int rank)
-    : error("rank " + std::to_string(rank) + " failed while this rank waited on shared state"), rank_(rank) {}
-
-shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* initial) : state_(std::make_shared<state>()) {
+shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* initial, handler answer)
+    : state_(std::make_shared<state>()) {
   state& s = *state_;
-  s.parent = user;
-  {
-    std::lock_guard guard(live_mutex());
-    live_states().push_back(state_);
-  }
+  register_breakable(user, state_);
   MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));
   MPIPROC_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
   MPIPROC_CHECK(MPI_Comm_rank(s.comm, &s.rank));
@@ -640,7 +610,7 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
   s.sizes.resize(parts);
   const std::uint64_t mine = bytes;
   MPIPROC_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, s.sizes.data(), 1, MPI_UINT64_T, s.comm));
-  s.remote = use_messages(s.comm);
+  s.remote = use_messages(s.comm) || answer;
   s.posted_to.assign(parts, 0);
   if (s.remote) {
     int level = MPI_THREAD_SINGLE;
@@ -649,10 +619,10 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
       throw usage_error("mpiproc: over several nodes, dynamic and guided schedules, locks, counters, values and the "
                         "other shared state need MPI_THREAD_MULTIPLE (an mpiproc::environment asks for it); initialize "
                         "MPI with it, or use block or cyclic schedules");
-    if (bytes > 0) {
-      s.owned.reset(new std::byte[bytes]());
+    if (bytes > 0 || answer) {
+      s.owned.reset(new std::byte[std::max<std::size_t>(bytes, 1)]());
       if (initial) std::memcpy(s.owned.get(), initial, bytes);
-      s.stopped = service::instance().add(s.comm, s.owned.get());
+      s.stopped = service::instance().add(s.comm, s.owned.get(), std::move(answer));
     }
   } else {
     std::byte* base = nullptr;
@@ -748,6 +718,22 @@ std::uint64_t* shared_segment::mapped_word(int rank, std::size_t offset) {
 }
 
 void shared_segment::changed(int rank, std::size_t offset) { state_->wake(rank, make(op_store, offset, 8)); }
+
+std::string shared_segment::call(int rank, const std::string& question) {
+  if (question.size() > max_message) throw usage_error("mpiproc: a request of more than 1 GiB to shared state");
+  state& s = *state_;
+  const request r{op_call, 1, 0, question.size(), 0, 0};
+  s.check_usable(rank, r);
+  MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, rank, request_tag, s.comm));
+  MPIPROC_CHECK(MPI_Send(question.data(), static_cast<int>(question.size()), MPI_BYTE, rank, write_payload_tag, s.comm));
+  reply out;
+  s.receive(&out, sizeof out, rank, reply_tag);
+  std::string answer(out.value, '\0');
+  s.receive(answer.data(), answer.size(), rank, read_payload_tag);
+  s.posted_to[rank] = 0;
+  if (out.ok == failed_answer) throw error(answer);
+  return answer;
+}
 
 void shared_segment::read(int rank, std::size_t offset, void* out, std::size_t bytes) {
   auto* to = static_cast<std::byte*>(out);

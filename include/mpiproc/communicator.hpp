@@ -2,7 +2,9 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <memory>
+#include <utility>
 
 namespace mpiproc {
 
@@ -10,6 +12,7 @@ namespace detail {
 struct communicator_state;
 class chunk_counter;
 class chunk_source;
+class pipe_channel;
 }  // namespace detail
 
 /// The ranks an mpiproc operation runs on. Wraps a private duplicate of the caller's
@@ -32,6 +35,10 @@ class communicator {
 
  private:
   friend class detail::chunk_source;
+  friend class detail::pipe_channel;
+  /// Collective: a communicator for channels (a second private duplicate, made on first use) and a
+  /// number for a new channel on it, the same on every rank.
+  std::pair<MPI_Comm, std::uint64_t> new_channel() const;
   /// The shared counter behind the dynamic and guided schedules, created on first use (collective).
   detail::chunk_counter& chunk_counter() const;
 

@@ -13,6 +13,8 @@
 #include <mpiproc/lock.hpp>
 #include <mpiproc/map.hpp>
 #include <mpiproc/map_reduce.hpp>
+#include <mpiproc/pipe.hpp>
+#include <mpiproc/queue.hpp>
 #include <mpiproc/range.hpp>
 #include <mpiproc/reduction.hpp>
 #include <mpiproc/rlock.hpp>

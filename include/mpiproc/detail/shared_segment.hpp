@@ -1,5 +1,6 @@
 #pragma once
 
+#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/error.hpp>
 
 #include <mpi.h>
@@ -7,23 +8,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace mpiproc::detail {
-
-/// A wait ended because another rank failed in a collective call (break_shared_state). The failure
-/// agreement names the rank that failed for a reason of its own, not the ranks that got this.
-class peer_failed : public error {
- public:
-  explicit peer_failed(int rank);
-  /// The rank whose failure broke the shared state.
-  int rank() const noexcept { return rank_; }
-
- private:
-  int rank_;
-};
 
 using clock = std::chrono::steady_clock;
 using deadline = std::optional<clock::time_point>;
@@ -46,12 +36,6 @@ std::string shared_state_path(MPI_Comm comm);
 /// MPIPROC_COUNTER.
 bool use_messages(MPI_Comm comm);
 
-/// Breaks every shared segment made on `comm`: waits that would block, now or later, throw
-/// peer_failed naming `failed_rank` instead. Called (by run_collectively) on a rank whose part of a
-/// collective call failed, so that ranks waiting for it on a lock, event, barrier... do not wait
-/// forever but reach the failure agreement. Never throws.
-void break_shared_state(MPI_Comm comm, int failed_rank) noexcept;
-
 /// What a wait waits for: (word & mask) == value, != value, or >= value (unsigned).
 enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 
@@ -73,9 +57,13 @@ enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 /// take() use 8-byte words. A segment is for one thread of each rank at a time.
 class shared_segment {
  public:
+  /// Answers call()s to this rank: gets the calling rank and the request, returns the answer. Runs
+  /// on the service thread, one call at a time; what it throws reaches the caller as an error.
+  using handler = std::function<std::string(int source, std::string request)>;
+
   /// Collective over `comm` (which it duplicates): this rank contributes `bytes` bytes, a copy of
-  /// `initial` or zeroed.
-  shared_segment(MPI_Comm comm, std::size_t bytes, const void* initial = nullptr);
+  /// `initial` or zeroed. With a handler (on every rank) it takes the messages path.
+  shared_segment(MPI_Comm comm, std::size_t bytes, const void* initial = nullptr, handler answer = {});
   /// Collective (see release()); skipped while an exception unwinds, leaving it to MPI_Finalize.
   ~shared_segment();
   shared_segment(const shared_segment&) = delete;
@@ -108,6 +96,9 @@ class shared_segment {
   /// Blocks until the word passes the test (true) or the deadline passes (false).
   bool wait(int rank, std::size_t offset, std::uint64_t mask, wait_test test, std::uint64_t value,
             const deadline& until);
+
+  /// Sends `request` to `rank`'s handler and returns its answer (both at most 1 GiB).
+  std::string call(int rank, const std::string& request);
 
   /// Plain (not atomic as a whole) copies of bytes.
   void read(int rank, std::size_t offset, void* out, std::size_t bytes);

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/shared_segment.hpp>
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+namespace mpiproc::detail {
+
+/// The untyped part of a pipe: messages between two ranks on the communicator's channels
+/// duplicate, on three tags of the pipe's own (data; the end of stream, sent when an end closes;
+/// broken, sent when a rank fails in a collective call, so the other end's wait ends). Tags of its
+/// own keep a dropped pipe's unread messages from ever reaching a later one. Waits poll, paced by
+/// poller.
+class pipe_channel {
+ public:
+  /// Collective over `comm`: ranks `first` and `second` become the two ends; with `duplex` false
+  /// only `first` sends.
+  pipe_channel(const communicator& comm, int first, int second, bool duplex);
+  ~pipe_channel();
+  pipe_channel(const pipe_channel&) = delete;
+  pipe_channel& operator=(const pipe_channel&) = delete;
+
+  /// Whether this rank is one of the two ends.
+  bool is_end() const noexcept;
+  /// The rank of the other end (in the communicator the pipe was made on).
+  int peer() const noexcept;
+  bool can_send() const noexcept;
+  bool can_recv() const noexcept;
+
+  /// Sends `count` items of `type`; returns once the buffer may be reused. Throws if the other end
+  /// closed while the message waited for it.
+  void send(const void* data, std::size_t count, MPI_Datatype type);
+  /// Receives a message of exactly `count` items of `type` into `data`; false at end of stream.
+  bool receive_fixed(void* data, std::size_t count, MPI_Datatype type);
+  /// Receives a message of any length: `place(count)` says where its items of `type` go; false at
+  /// end of stream.
+  bool receive_sized(MPI_Datatype type, const std::function<void*(std::size_t count)>& place);
+  /// Whether a message (or the end of stream) is waiting, waiting for one until the deadline.
+  bool poll(const deadline& until);
+  /// Tells the other end that no more messages come; later use of this end is a usage_error.
+  void close();
+  bool closed() const noexcept;
+
+  struct state;
+
+ private:
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace mpiproc::detail

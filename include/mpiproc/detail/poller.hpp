@@ -1,0 +1,31 @@
+#pragma once
+
+#include <mpiproc/detail/shared_segment.hpp>
+
+#include <chrono>
+#include <thread>
+
+namespace mpiproc::detail {
+
+/// Paces a polling loop without spinning a core for long: spins for a few microseconds (an answer
+/// usually comes that fast), yields for 2 ms, then sleeps in 50 us steps, so that a waiting rank
+/// leaves the core to the rank it waits for when ranks outnumber cores.
+class poller {
+ public:
+  void pause() {
+    using namespace std::chrono_literals;
+    const auto waited = clock::now() - start_;
+    if (waited < 20us)
+      cpu_relax();
+    else if (waited < 2ms)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(50us);
+  }
+  void restart() { start_ = clock::now(); }
+
+ private:
+  clock::time_point start_ = clock::now();
+};
+
+}  // namespace mpiproc::detail

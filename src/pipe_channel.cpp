@@ -1,0 +1,204 @@
+#include <mpiproc/detail/check.hpp>
+#include <mpiproc/detail/finalize_hook.hpp>
+#include <mpiproc/detail/pipe_channel.hpp>
+#include <mpiproc/detail/poller.hpp>
+#include <mpiproc/detail/transport.hpp>
+
+#include <string>
+
+namespace mpiproc::detail {
+
+struct pipe_channel::state : breakable {
+  communicator owner;  // keeps the channels communicator alive
+  MPI_Comm comm = MPI_COMM_NULL;
+  int data_tag = 0, end_tag = 0, broken_tag = 0;
+  int peer = -1;
+  bool sends = false, receives = false;
+  bool closed = false;  // this end
+  bool ended = false;   // the other end's end of stream has been received
+
+  explicit state(const communicator& c) : owner(c) {}
+
+  void poison(int failed_rank) noexcept override {
+    if (peer < 0 || mpi_finalizing()) return;
+    MPI_Request sent = MPI_REQUEST_NULL;  // never waits for the other end
+    if (MPI_Isend(&failed_rank, 1, MPI_INT, peer, broken_tag, comm, &sent) == MPI_SUCCESS) MPI_Request_free(&sent);
+  }
+
+  void check(bool allowed, const char* what) const {
+    if (mpi_finalizing()) throw usage_error("mpiproc: a pipe used after the MPI environment ended");
+    if (peer < 0) throw usage_error(std::string("mpiproc: pipe ") + what + " on a rank that is not one of its ends");
+    if (closed) throw usage_error(std::string("mpiproc: pipe ") + what + " after this end was closed");
+    if (!allowed)
+      throw usage_error(std::string("mpiproc: pipe ") + what + " at the wrong end of a one-way pipe (the first rank "
+                        "sends, the second receives)");
+  }
+
+  bool waiting(int tag) const {
+    int found = 0;
+    MPIPROC_CHECK(MPI_Iprobe(peer, tag, comm, &found, MPI_STATUS_IGNORE));
+    return found != 0;
+  }
+
+  /// Throws peer_failed if the other end's rank reported a failure.
+  void check_broken() const {
+    if (!waiting(broken_tag)) return;
+    int failed = 0;
+    MPIPROC_CHECK(MPI_Recv(&failed, 1, MPI_INT, peer, broken_tag, comm, MPI_STATUS_IGNORE));
+    throw peer_failed(failed);
+  }
+
+  /// Takes the end of stream if it came; messages from one rank arrive in order, so any data sent
+  /// before it is already here.
+  bool take_end() {
+    if (!waiting(end_tag)) return false;
+    MPIPROC_CHECK(MPI_Recv(nullptr, 0, MPI_BYTE, peer, end_tag, comm, MPI_STATUS_IGNORE));
+    ended = true;
+    return true;
+  }
+
+  /// Stops a posted receive that will not be matched.
+  static void cancel(MPI_Request& pending) {
+    MPI_Cancel(&pending);
+    MPI_Wait(&pending, MPI_STATUS_IGNORE);
+  }
+};
+
+pipe_channel::pipe_channel(const communicator& comm, int first, int second, bool duplex)
+    : state_(std::make_shared<state>(comm)) {
+  state& s = *state_;
+  const int size = comm.size(), rank = comm.rank();
+  if (first < 0 || first >= size || second < 0 || second >= size || first == second)
+    throw usage_error("mpiproc: a pipe joins two different ranks in [0, " + std::to_string(size) + "), not " +
+                      std::to_string(first) + " and " + std::to_string(second));
+  const auto [channels, number] = comm.new_channel();
+  void* upper = nullptr;
+  int has = 0;
+  MPIPROC_CHECK(MPI_Comm_get_attr(channels, MPI_TAG_UB, &upper, &has));
+  const std::uint64_t tag_ub = has ? static_cast<std::uint64_t>(*static_cast<int*>(upper)) : 32767;
+  if (3 * number + 2 > tag_ub)
+    throw usage_error("mpiproc: more pipes on one communicator than MPI's tags number (" + std::to_string(tag_ub / 3) +
+                      "); make pipes on a new communicator");
+  s.comm = channels;
+  s.data_tag = static_cast<int>(3 * number);
+  s.end_tag = s.data_tag + 1;
+  s.broken_tag = s.data_tag + 2;
+  if (rank == first || rank == second) {
+    s.peer = rank == first ? second : first;
+    s.sends = duplex || rank == first;
+    s.receives = duplex || rank == second;
+  }
+  register_breakable(comm.native(), state_);
+}
+
+pipe_channel::~pipe_channel() {
+  if (mpi_finalizing() || std::uncaught_exceptions() > 0) return;
+  close();
+}
+
+bool pipe_channel::is_end() const noexcept { return state_->peer >= 0; }
+int pipe_channel::peer() const noexcept { return state_->peer; }
+bool pipe_channel::can_send() const noexcept { return state_->sends; }
+bool pipe_channel::can_recv() const noexcept { return state_->receives; }
+bool pipe_channel::closed() const noexcept { return state_->closed; }
+
+void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) {
+  state& s = *state_;
+  s.check(s.sends, "send");
+  MPI_Request pending = MPI_REQUEST_NULL;
+  MPIPROC_CHECK(MPI_Isend(data, checked_count(count, "pipe send"), type, s.peer, s.data_tag, s.comm, &pending));
+  poller patience;
+  for (int done = 0, round = 1;; ++round) {
+    MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    // A large message waits for the other end to take it: stop if that end closed or failed.
+    if (round % 64 == 0 && (s.waiting(s.end_tag) || s.waiting(s.broken_tag))) {
+      MPI_Cancel(&pending);
+      MPI_Request_free(&pending);
+      s.check_broken();
+      throw error("mpiproc: pipe send to rank " + std::to_string(s.peer) + ", whose end is closed");
+    }
+    patience.pause();
+  }
+}
+
+bool pipe_channel::receive_fixed(void* data, std::size_t count, MPI_Datatype type) {
+  state& s = *state_;
+  s.check(s.receives, "recv");
+  if (s.ended) return false;
+  // A receive posted at once (not probed first) is as fast as a plain MPI_Recv.
+  MPI_Request pending = MPI_REQUEST_NULL;
+  MPIPROC_CHECK(MPI_Irecv(data, checked_count(count, "pipe recv"), type, s.peer, s.data_tag, s.comm, &pending));
+  MPI_Status status;
+  poller patience;
+  for (int done = 0, round = 1;; ++round) {
+    MPIPROC_CHECK(MPI_Test(&pending, &done, &status));
+    if (done) break;
+    if (round % 16 == 0) {
+      if (s.waiting(s.end_tag) || s.waiting(s.broken_tag)) {
+        MPIPROC_CHECK(MPI_Test(&pending, &done, &status));  // data sent before the end is here by now
+        if (done) break;
+        state::cancel(pending);
+        s.check_broken();
+        s.take_end();
+        return false;
+      }
+    }
+    patience.pause();
+  }
+  int got = 0;
+  MPIPROC_CHECK(MPI_Get_count(&status, type, &got));
+  if (static_cast<std::size_t>(got) != count)
+    throw usage_error("mpiproc: a pipe message of another size than expected (the same type at both ends?)");
+  return true;
+}
+
+bool pipe_channel::receive_sized(MPI_Datatype type, const std::function<void*(std::size_t count)>& place) {
+  state& s = *state_;
+  s.check(s.receives, "recv");
+  if (s.ended) return false;
+  MPI_Status status;
+  poller patience;
+  for (int found = 0;;) {
+    MPIPROC_CHECK(MPI_Iprobe(s.peer, s.data_tag, s.comm, &found, &status));
+    if (found) break;
+    if (s.waiting(s.end_tag) || s.waiting(s.broken_tag)) {
+      MPIPROC_CHECK(MPI_Iprobe(s.peer, s.data_tag, s.comm, &found, &status));  // sent before the end?
+      if (found) break;
+      s.check_broken();
+      s.take_end();
+      return false;
+    }
+    patience.pause();
+  }
+  int count = 0;
+  MPIPROC_CHECK(MPI_Get_count(&status, type, &count));
+  if (count == MPI_UNDEFINED)
+    throw usage_error("mpiproc: a pipe message that is not a whole number of items (the same type at both ends?)");
+  void* into = place(static_cast<std::size_t>(count));
+  MPIPROC_CHECK(MPI_Recv(into, count, type, s.peer, s.data_tag, s.comm, MPI_STATUS_IGNORE));
+  return true;
+}
+
+bool pipe_channel::poll(const deadline& until) {
+  state& s = *state_;
+  s.check(s.receives, "poll");
+  poller patience;
+  for (;;) {
+    if (s.ended || s.waiting(s.data_tag) || s.waiting(s.end_tag)) return true;
+    s.check_broken();
+    if (until && clock::now() >= *until) return false;
+    patience.pause();
+  }
+}
+
+void pipe_channel::close() {
+  state& s = *state_;
+  if (s.closed || s.peer < 0 || mpi_finalizing()) return;
+  s.closed = true;
+  MPI_Request sent = MPI_REQUEST_NULL;  // the other end may never read it
+  MPIPROC_CHECK(MPI_Isend(nullptr, 0, MPI_BYTE, s.peer, s.end_tag, s.comm, &sent));
+  MPIPROC_CHECK(MPI_Request_free(&sent));
+}
+
+}  // namespace mpiproc::detail

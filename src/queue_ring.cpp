@@ -1,0 +1,145 @@
+#include <mpiproc/detail/queue_ring.hpp>
+#include <mpiproc/error.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace mpiproc::detail {
+
+namespace {
+// Words on rank 0: positions reserved by producers (with the closed bit), positions claimed by
+// consumers, and three counts of permits; the slots follow, each {sequence, length, payload}.
+constexpr std::size_t tail_at = 0, head_at = 8, ready_at = 16, free_at = 24, space_at = 32, ring_at = 64;
+constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
+// Closing adds this many ready permits, so every consumer, waiting or not, gets through to see it.
+constexpr std::uint64_t closing_permits = std::uint64_t{1} << 48;
+constexpr std::size_t slot_header = 16;
+
+std::vector<std::byte> initial_words(std::size_t slots, std::size_t slot_bytes, std::uint64_t capacity) {
+  std::vector<std::byte> memory(ring_at + slots * slot_bytes);
+  auto word = [&](std::size_t at, std::uint64_t value) { std::memcpy(memory.data() + at, &value, 8); };
+  word(free_at, slots);
+  word(space_at, capacity);
+  for (std::size_t i = 0; i < slots; ++i) word(ring_at + i * slot_bytes, i);  // slot i awaits position i
+  return memory;
+}
+}  // namespace
+
+queue_ring::queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, std::uint64_t capacity)
+    : slots_(slots), payload_((payload + 7) / 8 * 8), capacity_(capacity) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const std::vector<std::byte> memory =
+      rank == 0 ? initial_words(slots_, slot_header + payload_, capacity) : std::vector<std::byte>();
+  segment_ = std::make_unique<shared_segment>(comm, memory.size(), memory.data());
+  if (std::uint64_t* base = segment_->mapped_word(0, 0)) mapped_ = reinterpret_cast<std::byte*>(base);
+}
+
+std::size_t queue_ring::slot_at(std::uint64_t position) const {
+  return ring_at + static_cast<std::size_t>(position % slots_) * (slot_header + payload_);
+}
+
+void queue_ring::give_back(std::uint64_t slots) {
+  segment_->post_add(0, free_at, slots);
+  if (capacity_) segment_->post_add(0, space_at, 1);
+}
+
+void queue_ring::put(const void* data, std::size_t bytes) {
+  const std::uint64_t need = std::max<std::uint64_t>(1, (bytes + payload_ - 1) / payload_);
+  if (need > slots_)
+    throw usage_error("mpiproc::queue: an item of " + std::to_string(bytes) + " bytes does not fit the queue's " +
+                      std::to_string(slots_ * payload_) + " bytes of slots; make the queue with more ring bytes");
+  if (capacity_) segment_->wait_take(0, space_at, 1, std::nullopt);
+  segment_->wait_take(0, free_at, need, std::nullopt);
+  std::uint64_t tail = segment_->load(0, tail_at);
+  for (;;) {
+    if (tail & closed_bit) {
+      give_back(need);
+      throw usage_error("mpiproc::queue: put after close");
+    }
+    if (segment_->compare_exchange(0, tail_at, tail, tail + need)) break;
+  }
+  const auto* from = static_cast<const std::byte*>(data);
+  for (std::uint64_t i = 0; i < need; ++i) {
+    const std::uint64_t position = tail + i;
+    const std::size_t slot = slot_at(position);
+    // The slot is free once the consumer of the previous lap has read it.
+    segment_->wait(0, slot, ~std::uint64_t{0}, wait_test::equal, position, std::nullopt);
+    const std::size_t piece = std::min<std::size_t>(payload_, bytes - std::min<std::size_t>(bytes, i * payload_));
+    if (mapped_) {
+      if (i == 0) std::memcpy(mapped_ + slot + 8, &bytes, 8);
+      std::memcpy(mapped_ + slot + slot_header, from + i * payload_, piece);
+    } else if (i == 0) {  // the length and the first piece in one message
+      std::vector<std::byte> first(8 + piece);
+      std::memcpy(first.data(), &bytes, 8);
+      std::memcpy(first.data() + 8, from, piece);
+      segment_->write(0, slot + 8, first.data(), first.size());
+    } else {
+      segment_->write(0, slot + slot_header, from + i * payload_, piece);
+    }
+    segment_->store(0, slot, position + 1);  // published (orders the copy before it)
+  }
+  segment_->post_add(0, ready_at, 1);
+}
+
+queue_ring::outcome queue_ring::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
+                                    bool wait) {
+  if (wait ? !segment_->wait_take(0, ready_at, 1, until) : !segment_->take(0, ready_at, 1)) return outcome::timeout;
+  std::uint64_t head = segment_->load(0, head_at), need = 0, bytes = 0;
+  for (;;) {
+    const std::uint64_t tail = segment_->load(0, tail_at);
+    if ((tail & closed_bit) && head >= (tail & ~closed_bit)) return outcome::ended;
+    // Wait until the item at `head` is published (or the slot moved on: another consumer took it).
+    const std::size_t slot = slot_at(head);
+    segment_->wait(0, slot, ~std::uint64_t{0}, wait_test::at_least, head + 1, std::nullopt);
+    bytes = mapped_ ? *reinterpret_cast<const std::uint64_t*>(mapped_ + slot + 8) : segment_->load(0, slot + 8);
+    if (segment_->load(0, slot) == head + 1) {
+      need = std::max<std::uint64_t>(1, (bytes + payload_ - 1) / payload_);
+      if (segment_->compare_exchange(0, head_at, head, head + need)) break;
+    } else {
+      head = segment_->load(0, head_at);
+    }
+  }
+  auto* to = static_cast<std::byte*>(place(bytes));
+  for (std::uint64_t i = 0; i < need; ++i) {
+    const std::uint64_t position = head + i;
+    const std::size_t slot = slot_at(position);
+    if (i > 0) segment_->wait(0, slot, ~std::uint64_t{0}, wait_test::equal, position + 1, std::nullopt);
+    const std::size_t piece = std::min<std::size_t>(payload_, bytes - std::min<std::size_t>(bytes, i * payload_));
+    if (mapped_) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      std::memcpy(to + i * payload_, mapped_ + slot + slot_header, piece);
+    } else if (piece) {
+      segment_->read(0, slot + slot_header, to + i * payload_, piece);
+    }
+    segment_->store(0, slot, position + slots_);  // free for the producer of the next lap
+  }
+  give_back(need);
+  return outcome::item;
+}
+
+void queue_ring::close() {
+  std::uint64_t tail = segment_->load(0, tail_at);
+  while (!(tail & closed_bit))
+    if (segment_->compare_exchange(0, tail_at, tail, tail | closed_bit)) {
+      segment_->post_add(0, ready_at, closing_permits);
+      return;
+    }
+}
+
+bool queue_ring::closed() { return (segment_->load(0, tail_at) & closed_bit) != 0; }
+
+bool queue_ring::ended() {
+  const std::uint64_t tail = segment_->load(0, tail_at);
+  return (tail & closed_bit) && segment_->load(0, head_at) >= (tail & ~closed_bit);
+}
+
+std::uint64_t queue_ring::size() {
+  const std::uint64_t head = segment_->load(0, head_at);
+  const std::uint64_t tail = segment_->load(0, tail_at) & ~closed_bit;
+  return tail > head ? tail - head : 0;
+}
+
+}  // namespace mpiproc::detail

@@ -1,0 +1,292 @@
+// Channels between ranks: pipes deliver in order, both ways, with an end of stream from either
+// side and messages of 64 MiB; queues lose and duplicate nothing with many producers and
+// consumers, keep each producer's order, respect their capacity, time out, and end on close.
+#include "test_support.hpp"
+
+#include <mpiproc/mpiproc.hpp>
+
+#include <boost/serialization/map.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using mpiproc::usage_error;
+using test::world;
+
+namespace {
+
+int rank() { return world().rank(); }
+int size() { return world().size(); }
+
+/// Whether shared state goes by messages (a round trip per step: fewer items keep tests short).
+bool by_messages() {
+  const char* path = std::getenv("MPIPROC_COUNTER");
+  return path && std::string(path) == "messages";
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Pipe
+
+TEST(Pipe, JoinsTwoDifferentRanksOfTheCommunicator) {
+  EXPECT_THROW(mpiproc::pipe<int>(world(), 0, 0), usage_error);
+  EXPECT_THROW(mpiproc::pipe<int>(world(), 0, size()), usage_error);
+  EXPECT_THROW(mpiproc::pipe<int>(world(), -1, 0), usage_error);
+}
+
+TEST(Pipe, DeliversInOrderThenTheEndOfStream) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int last = size() - 1;  // across hosts, rank 0 and the last rank sit on different hosts
+  mpiproc::pipe<std::int64_t> p(world(), 0, last, mpiproc::pipe_mode::one_way);
+  EXPECT_EQ(p.is_end(), rank() == 0 || rank() == last);
+  if (rank() == 0) {
+    EXPECT_TRUE(p.can_send());
+    EXPECT_FALSE(p.can_recv());
+    EXPECT_THROW(p.recv(), usage_error);
+    for (std::int64_t i = 0; i < 5000; ++i) p.send(i * i);
+    p.close();
+    EXPECT_THROW(p.send(1), usage_error);  // after close
+  } else if (rank() == last) {
+    EXPECT_THROW(p.send(1), usage_error);  // the receiving end of a one-way pipe
+    for (std::int64_t i = 0; i < 5000; ++i) {
+      const auto got = p.recv();
+      ASSERT_TRUE(got.has_value()) << "message " << i;
+      ASSERT_EQ(*got, i * i);
+    }
+    EXPECT_TRUE(p.poll(0s));  // the end of stream is there to receive
+    EXPECT_FALSE(p.recv().has_value());
+    EXPECT_FALSE(p.recv().has_value());  // and stays
+  } else {
+    EXPECT_THROW(p.send(1), usage_error);
+  }
+}
+
+TEST(Pipe, DuplexCarriesStringsBothWays) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  mpiproc::pipe<std::string> p(world(), 0, 1);
+  if (rank() == 0) {
+    p.send("worker 1 here, hello!");
+    EXPECT_EQ(p.recv().value_or("<end>"), "worker 2 here, bye!");
+  } else if (rank() == 1) {
+    EXPECT_EQ(p.recv().value_or("<end>"), "worker 1 here, hello!");
+    p.send("worker 2 here, bye!");
+  }
+}
+
+TEST(Pipe, EitherEndCanCloseFirst) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  for (int closer : {0, 1}) {
+    mpiproc::pipe<int> p(world(), 0, 1);
+    if (rank() > 1) continue;
+    if (rank() == closer) {
+      p.send(7);
+      p.close();
+      p.close();  // again: nothing
+    } else {
+      EXPECT_EQ(p.recv().value_or(-1), 7);
+      EXPECT_FALSE(p.recv().has_value()) << "closed by rank " << closer;
+      EXPECT_TRUE(p.poll(0s));
+    }
+  }
+}
+
+TEST(Pipe, PollWaitsForAMessageOrTimesOut) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  mpiproc::pipe<double> p(world(), 0, 1);
+  if (rank() == 1) {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(p.poll(100ms));
+    EXPECT_GE(seconds_since(start), 0.1);
+  }
+  world().barrier();
+  if (rank() == 0) p.send(2.5);
+  if (rank() == 1) {
+    EXPECT_TRUE(p.poll(10s));
+    EXPECT_TRUE(p.poll(0s));  // polling takes nothing
+    EXPECT_EQ(p.recv().value_or(0), 2.5);
+    EXPECT_FALSE(p.poll(0s));
+  }
+  world().barrier();  // before rank 0's end closes (as it goes)
+}
+
+TEST(Pipe, CarriesMessagesOf64MiBAndSerializedTypes) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int last = size() - 1;
+  mpiproc::pipe<std::vector<double>> big(world(), 0, last);
+  mpiproc::pipe<std::map<int, std::string>> maps(world(), last, 0);
+  const std::size_t n = (std::size_t{64} << 20) / sizeof(double);
+  if (rank() == 0) {
+    std::vector<double> data(n);
+    std::iota(data.begin(), data.end(), 0.5);
+    big.send(data);
+    data.assign(3, -1.0);
+    big.send(data);  // then a small one, reusing the receiver's buffer
+    EXPECT_EQ(maps.recv().value_or(std::map<int, std::string>{}), (std::map<int, std::string>{{1, "1"}, {2, "two"}}));
+  } else if (rank() == last) {
+    std::vector<double> got;
+    ASSERT_TRUE(big.recv(got));
+    ASSERT_EQ(got.size(), n);
+    EXPECT_EQ(got.front(), 0.5);
+    EXPECT_EQ(got.back(), static_cast<double>(n - 1) + 0.5);
+    EXPECT_EQ(std::accumulate(got.begin(), got.end(), 0.0), static_cast<double>(n) * static_cast<double>(n) / 2);
+    ASSERT_TRUE(big.recv(got));
+    EXPECT_EQ(got, std::vector<double>(3, -1.0));
+    maps.send({{1, "1"}, {2, "two"}});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+namespace {
+/// Item `i` of producer `p`.
+std::int64_t item_of(int p, std::int64_t i) { return std::int64_t{p} * 1'000'000 + i; }
+}  // namespace
+
+TEST(Queue, ManyProducersAndConsumersLoseAndDuplicateNothing) {
+  for (const bool bounded : {false, true}) {
+    mpiproc::queue<std::int64_t> q(world(), {.capacity = bounded ? 16u : 0u});
+    mpiproc::counter finished(world());
+    const std::int64_t n = 3000 / size();
+    std::vector<std::int64_t> taken;
+    // Every rank puts its items and takes what it can in between; the last producer to finish closes.
+    for (std::int64_t i = 0; i < n; ++i) {
+      q.put(item_of(rank(), i));
+      if (auto item = q.try_get()) taken.push_back(*item);
+    }
+    if (finished.fetch_add(1) + 1 == size()) q.close();
+    while (auto item = q.get()) taken.push_back(*item);
+    EXPECT_TRUE(q.ended());
+    EXPECT_FALSE(q.get().has_value());
+
+    // Each producer's items reached each consumer in the order they were put.
+    std::map<std::int64_t, std::int64_t> last_seen;
+    for (std::int64_t item : taken) {
+      const std::int64_t producer = item / 1'000'000;
+      if (last_seen.count(producer)) {
+        EXPECT_LT(last_seen[producer], item);
+      }
+      last_seen[producer] = item;
+    }
+    // The multiset taken over all ranks is the multiset put, on every rank.
+    std::vector<std::int64_t> all = test::all_gather(taken);
+    std::sort(all.begin(), all.end());
+    std::vector<std::int64_t> expected;
+    for (int p = 0; p < size(); ++p)
+      for (std::int64_t i = 0; i < n; ++i) expected.push_back(item_of(p, i));
+    EXPECT_EQ(all, expected) << (bounded ? "bounded" : "unbounded");
+  }
+}
+
+TEST(Queue, OneProducerFeedsTheOtherRanks) {
+  mpiproc::queue<std::int64_t> q(world());
+  std::vector<std::int64_t> taken;
+  const std::int64_t n = by_messages() ? 2000 : 20000;
+  if (rank() == 0) {
+    for (std::int64_t i = 0; i < n; ++i) q.put(i);
+    q.close();
+  }
+  if (rank() != 0 || size() == 1)
+    while (auto item = q.get()) taken.push_back(*item);
+  EXPECT_TRUE(std::is_sorted(taken.begin(), taken.end()));
+  std::vector<std::int64_t> all = test::all_gather(taken);
+  std::sort(all.begin(), all.end());
+  std::vector<std::int64_t> expected(n);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(all, expected);
+}
+
+TEST(Queue, SerializedItemsOfAnySizeSpanSlots) {
+  mpiproc::queue<std::string> q(world(), {.slots = 64, .slot_bytes = 40});
+  mpiproc::counter finished(world());
+  std::vector<std::int64_t> lengths;
+  const auto keep = [&](const std::string& item) {
+    const auto length = static_cast<std::int64_t>(item.size());
+    EXPECT_EQ(item, std::string(item.size(), static_cast<char>('a' + length % 26)));
+    lengths.push_back(length);
+  };
+  // Lengths 0..599 over all ranks: empty, one slot, many slots (up to 15 of the 64).
+  for (int i = rank(); i < 600; i += size()) {
+    q.put(std::string(static_cast<std::size_t>(i), static_cast<char>('a' + i % 26)));
+    if (auto item = q.try_get()) keep(*item);
+  }
+  if (finished.fetch_add(1) + 1 == size()) q.close();
+  while (auto item = q.get()) keep(*item);
+  std::vector<std::int64_t> all = test::all_gather(lengths);
+  std::sort(all.begin(), all.end());
+  std::vector<std::int64_t> expected(600);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(all, expected);
+  mpiproc::queue<std::vector<int>> small(world(), {.slots = 4, .slot_bytes = 16});
+  EXPECT_THROW(small.put(std::vector<int>(100)), usage_error);  // larger than the whole ring
+}
+
+TEST(Queue, PutWaitsWhileTheQueueIsFull) {
+  mpiproc::queue<int> q(world(), {.capacity = 4});
+  if (size() == 1) {
+    for (int i = 0; i < 4; ++i) q.put(i);
+    EXPECT_EQ(q.size(), 4u);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(q.get().value_or(-1), i);
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  if (rank() == 0) {
+    for (int i = 0; i < 4; ++i) q.put(i);
+    EXPECT_LT(seconds_since(start), 0.2);
+    q.put(4);  // waits until rank 1 takes one, 300 ms on
+    EXPECT_GE(seconds_since(start), 0.25);
+    for (int i = 5; i < 100; ++i) {
+      q.put(i);
+      EXPECT_LE(q.size(), 4u);
+    }
+    q.close();
+  } else if (rank() == 1) {
+    std::this_thread::sleep_for(300ms);
+    int expected = 0;
+    while (auto item = q.get()) {
+      EXPECT_EQ(*item, expected++);
+      EXPECT_LE(q.size(), 4u);
+    }
+    EXPECT_EQ(expected, 100);
+  }
+  world().barrier();
+}
+
+TEST(Queue, GetForTimesOutOnAnOpenQueueAndEndsOnAClosedOne) {
+  mpiproc::queue<int> q(world());
+  EXPECT_FALSE(q.try_get().has_value());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(q.get_for(100ms).has_value());
+  EXPECT_GE(seconds_since(start), 0.1);
+  EXPECT_FALSE(q.ended());
+  EXPECT_FALSE(q.closed());
+  world().barrier();
+  if (rank() == 0) {
+    q.put(42);
+    q.close();
+  }
+  world().barrier();
+  EXPECT_TRUE(q.closed());
+  EXPECT_THROW(q.put(1), usage_error);
+  mpiproc::counter got(world());
+  while (auto item = q.get_for(10s)) {
+    EXPECT_EQ(*item, 42);
+    got.fetch_add(1);
+  }
+  EXPECT_TRUE(q.ended());
+  world().barrier();
+  EXPECT_EQ(got.load(), 1u);
+}
