@@ -48,7 +48,8 @@ constexpr std::size_t places = 8;
 constexpr std::size_t header_bytes = 128;
 constexpr std::size_t broken_at = 8 * places;
 constexpr std::uint64_t broken_answer = 2;  // a wait's answer (ok) when the segment broke
-constexpr std::uint64_t failed_answer = 3;  // a call's answer (ok) when its handler threw
+// A call's answer (ok) when its handler threw: an error, a key_error or an index_error.
+constexpr std::uint64_t failed_answer = 3, key_error_answer = 4, index_error_answer = 5;
 constexpr std::size_t max_message = std::size_t{1} << 30;
 
 struct reply {
@@ -252,7 +253,9 @@ class service {
         if (out.size() > max_message) throw usage_error("mpiproc: an answer of more than 1 GiB");
       } catch (const std::exception& failure) {
         out = failure.what();
-        ok = failed_answer;
+        ok = dynamic_cast<const key_error*>(&failure)     ? key_error_answer
+             : dynamic_cast<const index_error*>(&failure) ? index_error_answer
+                                                          : failed_answer;
       }
       answer(e, source, {out.size(), ok});
       MPI_Send(out.data(), static_cast<int>(out.size()), MPI_BYTE, source, read_payload_tag, e.comm);
@@ -731,6 +734,8 @@ std::string shared_segment::call(int rank, const std::string& question) {
   std::string answer(out.value, '\0');
   s.receive(answer.data(), answer.size(), rank, read_payload_tag);
   s.posted_to[rank] = 0;
+  if (out.ok == key_error_answer) throw key_error(answer);
+  if (out.ok == index_error_answer) throw index_error(answer);
   if (out.ok == failed_answer) throw error(answer);
   return answer;
 }

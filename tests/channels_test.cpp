@@ -1,17 +1,22 @@
-// Channels between ranks: pipes deliver in order, both ways, with an end of stream from either
-// side and messages of 64 MiB; queues lose and duplicate nothing with many producers and
-// consumers, keep each producer's order, respect their capacity, time out, and end on close.
+// Channels and shared containers between ranks: pipes deliver in order, both ways, with an end
+// of stream from either side and messages of 64 MiB; queues lose and duplicate nothing with many
+// producers and consumers, keep each producer's order, respect their capacity, time out, and end
+// on close; the Manager's dict and list give exact results under concurrent atomic updates; roles
+// run the right work on the right ranks, and a failing role reaches the ranks waiting on it.
 #include "test_support.hpp"
 
 #include <mpiproc/mpiproc.hpp>
 
 #include <boost/serialization/map.hpp>
+#include <boost/serialization/vector.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <optional>
+#include <stdexcept>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -289,4 +294,149 @@ TEST(Queue, GetForTimesOutOnAnOpenQueueAndEndsOnAClosedOne) {
   EXPECT_TRUE(q.ended());
   world().barrier();
   EXPECT_EQ(got.load(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared dict and list (the Manager's)
+
+TEST(SharedDict, AtomicUpdatesFromEveryRankAddUpExactly) {
+  mpiproc::shared_dict<std::string, std::int64_t> d(world());
+  const int n = by_messages() ? 50 : 200;
+  for (int i = 0; i < n; ++i) {
+    d.update("total", [](std::optional<std::int64_t> v) { return v.value_or(0) + 1; });
+    d.update("rank " + std::to_string(rank()), [](std::optional<std::int64_t> v) { return v.value_or(0) + 2; });
+  }
+  world().barrier();
+  EXPECT_EQ(d.at("total"), std::int64_t{n} * size());
+  for (int r = 0; r < size(); ++r) EXPECT_EQ(d.at("rank " + std::to_string(r)), 2 * n);
+  EXPECT_EQ(d.size(), static_cast<std::uint64_t>(size() + 1));
+  world().barrier();
+}
+
+TEST(SharedDict, SetGetEraseSnapshotAndMissingKeys) {
+  mpiproc::shared_dict<std::int64_t, std::vector<int>> d(world());
+  for (int i = 0; i < 50; ++i) d.set(std::int64_t{rank()} * 1000 + i, std::vector<int>(static_cast<std::size_t>(i), rank()));
+  world().barrier();
+  std::map<std::int64_t, std::vector<int>> expected;
+  for (int r = 0; r < size(); ++r)
+    for (int i = 0; i < 50; ++i) expected[std::int64_t{r} * 1000 + i] = std::vector<int>(static_cast<std::size_t>(i), r);
+  EXPECT_EQ(d.snapshot(), expected);  // on every rank, whoever owns each key
+  EXPECT_EQ(d.size(), expected.size());
+  EXPECT_EQ(d.at(std::int64_t{size() - 1} * 1000 + 7), std::vector<int>(7, size() - 1));
+  EXPECT_THROW(d.at(-5), mpiproc::key_error);
+  EXPECT_FALSE(d.get(-5).has_value());
+  EXPECT_FALSE(d.contains(-5));
+  world().barrier();
+  EXPECT_TRUE(d.erase(std::int64_t{rank()} * 1000));
+  EXPECT_FALSE(d.erase(std::int64_t{rank()} * 1000));
+  world().barrier();
+  EXPECT_EQ(d.size(), expected.size() - static_cast<std::size_t>(size()));
+  world().barrier();
+  if (rank() == 0) d.clear();
+  world().barrier();
+  EXPECT_EQ(d.size(), 0u);
+  EXPECT_TRUE(d.snapshot().empty());
+  world().barrier();
+}
+
+TEST(SharedList, AppendsFromEveryRankKeepEachRanksOrder) {
+  mpiproc::shared_list<std::int64_t> l(world());
+  for (int i = 0; i < 100; ++i) l.append(std::int64_t{rank()} * 1000 + i);
+  world().barrier();
+  const std::vector<std::int64_t> all = l.snapshot();
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(100 * size()));
+  std::map<std::int64_t, std::int64_t> last_seen;
+  for (std::int64_t item : all) {
+    if (last_seen.count(item / 1000)) {
+      EXPECT_LT(last_seen[item / 1000], item);
+    }
+    last_seen[item / 1000] = item;
+  }
+  std::vector<std::int64_t> sorted = all, expected;
+  std::sort(sorted.begin(), sorted.end());
+  for (int r = 0; r < size(); ++r)
+    for (int i = 0; i < 100; ++i) expected.push_back(std::int64_t{r} * 1000 + i);
+  EXPECT_EQ(sorted, expected);
+  world().barrier();
+}
+
+TEST(SharedList, AtomicItemUpdatesAndPythonIndexing) {
+  std::vector<int> initial(10);
+  std::iota(initial.begin(), initial.end(), 0);
+  mpiproc::shared_list<int> l(world(), initial);
+  EXPECT_EQ(l.size(), 10u);
+  for (int i = 0; i < 100; ++i) l.update(0, [](int v) { return v + 1; });
+  world().barrier();
+  EXPECT_EQ(l.at(0), 100 * size());
+  EXPECT_EQ(l[-1], 9);
+  EXPECT_THROW(l.at(10), mpiproc::index_error);
+  EXPECT_THROW(l.at(-11), mpiproc::index_error);
+  world().barrier();
+  if (rank() == size() - 1) {
+    l.set(0, 0);
+    l.reverse();  // the seed: another process reverses the list
+  }
+  world().barrier();
+  EXPECT_EQ(l.snapshot(), (std::vector<int>{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}));
+  world().barrier();
+  if (rank() == 0) {
+    EXPECT_EQ(l.pop(), 0);
+    EXPECT_EQ(l.pop(0), 9);
+    l.insert(-100, 42);  // clamped, as in Python
+    l.extend({7, 7});
+    EXPECT_EQ(l.snapshot(), (std::vector<int>{42, 8, 7, 6, 5, 4, 3, 2, 1, 7, 7}));
+    l.clear();
+    EXPECT_THROW(l.pop(), mpiproc::index_error);
+  }
+  world().barrier();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles (Process-style)
+
+TEST(Roles, EachRankRunsItsRolesWorkOnItsGroup) {
+  std::vector<int> ran(2, 0);
+  int group_size = -1, group_rank = -1;
+  const auto record = [&](int which) {
+    return [&, which](const mpiproc::communicator& group) {
+      ++ran[static_cast<std::size_t>(which)];
+      group_size = group.size();
+      group_rank = group.rank();
+      group.barrier();  // the group's own communicator works
+    };
+  };
+  const std::size_t mine =
+      mpiproc::run_roles(world(), {{"first", 1, record(0)}, {"rest", mpiproc::remaining_ranks, record(1)}});
+  EXPECT_EQ(mine, rank() == 0 ? 0u : 1u);
+  EXPECT_EQ(ran, (rank() == 0 ? std::vector<int>{1, 0} : std::vector<int>{0, 1}));
+  EXPECT_EQ(group_size, rank() == 0 ? 1 : size() - 1);
+  EXPECT_EQ(group_rank, rank() == 0 ? 0 : rank() - 1);
+  EXPECT_THROW(mpiproc::run_roles(world(), {{"too many", size() + 1, {}}}), usage_error);
+  EXPECT_THROW(mpiproc::run_roles(world(), {{"a", mpiproc::remaining_ranks, {}}, {"b", mpiproc::remaining_ranks, {}}}),
+               usage_error);
+}
+
+TEST(Roles, AFailingRoleReachesRanksWaitingOnItsQueueOrPipe) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  mpiproc::queue<int> q(world());
+  mpiproc::pipe<int> p(world(), 0, 1);
+  const auto producer = [&](const mpiproc::communicator&) {
+    q.put(1);
+    p.send(1);
+    throw std::runtime_error("producer broke down");
+  };
+  const auto consumer = [&](const mpiproc::communicator&) {
+    if (rank() == 1)
+      while (p.recv()) {
+      }  // waits for a message that never comes
+    while (q.get()) {
+    }  // the queue is never closed
+  };
+  try {
+    mpiproc::run_roles(world(), {{"producer", 1, producer}, {"consumers", mpiproc::remaining_ranks, consumer}});
+    ADD_FAILURE() << "no error";
+  } catch (const mpiproc::remote_error& e) {
+    EXPECT_EQ(e.rank(), 0);
+    EXPECT_EQ(e.message(), "producer broke down");
+  }
 }

@@ -31,6 +31,18 @@ class usage_error : public error {
   using error::error;
 };
 
+/// A shared dict has no such key (at()), like Python's KeyError.
+class key_error : public error {
+ public:
+  using error::error;
+};
+
+/// An index outside a shared list, like Python's IndexError.
+class index_error : public error {
+ public:
+  using error::error;
+};
+
 /// User code threw on some rank during a collective call; every rank of that call throws this.
 class remote_error : public error {
  public:

@@ -18,6 +18,9 @@
 #include <mpiproc/range.hpp>
 #include <mpiproc/reduction.hpp>
 #include <mpiproc/rlock.hpp>
+#include <mpiproc/roles.hpp>
 #include <mpiproc/schedule.hpp>
 #include <mpiproc/semaphore.hpp>
+#include <mpiproc/shared_dict.hpp>
+#include <mpiproc/shared_list.hpp>
 #include <mpiproc/value.hpp>

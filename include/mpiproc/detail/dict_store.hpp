@@ -1,0 +1,46 @@
+#pragma once
+
+#include <mpiproc/detail/shared_segment.hpp>
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mpiproc::detail {
+
+/// The untyped part of a shared dict: keys and values as bytes, each key kept by the rank its hash
+/// picks, in that rank's memory, served by its service thread (so a busy owner still answers).
+/// Every entry has a version, new on each change, for compare-and-set updates.
+class dict_store {
+ public:
+  struct found {
+    std::string value;
+    std::uint64_t version = 0;  // 0: no such key
+  };
+
+  /// Collective over `comm`.
+  explicit dict_store(MPI_Comm comm);
+
+  found get(const std::string& key);
+  void set(const std::string& key, const std::string& value);
+  /// Sets the value if the key's version is still `version` (0: absent); otherwise returns what
+  /// is there now.
+  std::optional<found> set_if(const std::string& key, std::uint64_t version, const std::string& value);
+  bool erase(const std::string& key);
+  std::uint64_t size();
+  void clear();
+  /// Every entry, each owner's part copied at one moment.
+  std::vector<std::pair<std::string, std::string>> entries();
+
+ private:
+  int owner(const std::string& key) const;
+  std::string ask(int rank, const std::string& request);
+
+  shared_segment segment_;
+};
+
+}  // namespace mpiproc::detail
