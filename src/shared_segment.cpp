@@ -294,6 +294,13 @@ class service {
   }
 
   void loop() {
+    // mpirun binds each rank to a core when ranks fit the cores: this thread would then share
+    // the core with its rank's own busy thread, and answer only when that one yields (about
+    // 1 ms a request). It does little work, so let it run on any core.
+    cpu_set_t any;
+    CPU_ZERO(&any);
+    for (long cpu = 0, n = sysconf(_SC_NPROCESSORS_ONLN); cpu < n && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &any);
+    sched_setaffinity(0, sizeof any, &any);  // best effort: a cpuset may keep it where it is
     std::list<std::unique_ptr<entry>> active;
     poller idle;
     for (;;) {
