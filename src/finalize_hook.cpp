@@ -56,6 +56,8 @@ void forget_at_finalize(std::uint64_t id) noexcept {
   r.releases.erase(id);
 }
 
+bool finalize_begun() noexcept { return finalizing; }
+
 bool mpi_finalizing() noexcept {
   if (finalizing) return true;
   int finalized = 0;

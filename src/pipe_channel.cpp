@@ -8,6 +8,12 @@
 
 namespace mpiproc::detail {
 
+namespace {
+// Messages up to this size go out at once in Open MPI (its eager limits, headers included, are 4 KiB in shared memory
+// and 64 KiB over TCP), so a plain send never waits for the other end; larger ones are watched.
+constexpr std::size_t eager_bytes = 1024;
+}  // namespace
+
 struct pipe_channel::state : breakable {
   communicator owner;  // keeps the channels communicator alive
   MPI_Comm comm = MPI_COMM_NULL;
@@ -26,7 +32,7 @@ struct pipe_channel::state : breakable {
   }
 
   void check(bool allowed, const char* what) const {
-    if (mpi_finalizing()) throw usage_error("mpiproc: a pipe used after the MPI environment ended");
+    if (finalize_begun()) throw usage_error("mpiproc: a pipe used after the MPI environment ended");
     if (peer < 0) throw usage_error(std::string("mpiproc: pipe ") + what + " on a rank that is not one of its ends");
     if (closed) throw usage_error(std::string("mpiproc: pipe ") + what + " after this end was closed");
     if (!allowed)
@@ -57,10 +63,13 @@ struct pipe_channel::state : breakable {
     return true;
   }
 
-  /// Stops a posted receive that will not be matched.
-  static void cancel(MPI_Request& pending) {
-    MPI_Cancel(&pending);
-    MPI_Wait(&pending, MPI_STATUS_IGNORE);
+  /// Stops a posted receive; false if a message completed it first (`status` then says which).
+  static bool cancel(MPI_Request& pending, MPI_Status& status) {
+    MPIPROC_CHECK(MPI_Cancel(&pending));
+    MPIPROC_CHECK(MPI_Wait(&pending, &status));
+    int cancelled = 0;
+    MPIPROC_CHECK(MPI_Test_cancelled(&status, &cancelled));
+    return cancelled != 0;
   }
 };
 
@@ -105,6 +114,12 @@ bool pipe_channel::closed() const noexcept { return state_->closed; }
 void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) {
   state& s = *state_;
   s.check(s.sends, "send");
+  int item_bytes = 0;
+  MPIPROC_CHECK(MPI_Type_size(type, &item_bytes));
+  if (count * static_cast<std::size_t>(item_bytes) <= eager_bytes) {
+    MPIPROC_CHECK(MPI_Send(data, static_cast<int>(count), type, s.peer, s.data_tag, s.comm));
+    return;
+  }
   MPI_Request pending = MPI_REQUEST_NULL;
   MPIPROC_CHECK(MPI_Isend(data, checked_count(count, "pipe send"), type, s.peer, s.data_tag, s.comm, &pending));
   poller patience;
@@ -137,8 +152,7 @@ bool pipe_channel::receive_fixed(void* data, std::size_t count, MPI_Datatype typ
     if (round % 16 == 0) {
       if (s.waiting(s.end_tag) || s.waiting(s.broken_tag)) {
         MPIPROC_CHECK(MPI_Test(&pending, &done, &status));  // data sent before the end is here by now
-        if (done) break;
-        state::cancel(pending);
+        if (done || !state::cancel(pending, status)) break;
         s.check_broken();
         s.take_end();
         return false;

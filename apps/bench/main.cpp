@@ -1,7 +1,10 @@
 // bench: the seed workloads through mpiproc and through hand-written raw MPI in the same run, per
 // schedule, printing both times and the ratio mpiproc / raw; then shared state (a counter's
-// fetch_add, a lock pair, a locked increment) in operations per second next to raw MPI's. A
+// fetch_add, a lock pair, a locked increment) in operations per second next to raw MPI's, and the
+// channels (channels.cpp): pipe round trip and bandwidth, queue items, dict updates. A
 // benchmark, not a test: it asserts no timing, only that both ways compute the same answer.
+#include "channels.hpp"
+
 #include <app.hpp>
 #include <workloads.hpp>
 
@@ -342,7 +345,7 @@ int main(int argc, char** argv) {
                "bench"};
   std::int64_t primes_n = 10'000'000, sum_last = 50'000'000, fact_max = 12'000;
   int sum_repeat = 2, trials = 5;
-  std::string workloads_list = "primes,rangesum,factorials,counter,lock,lock_incr", schedules_list = "block,cyclic,dynamic,guided";
+  std::string workloads_list = "primes,rangesum,factorials,counter,lock,lock_incr,pipe_rtt,pipe_bw,queue,dict", schedules_list = "block,cyclic,dynamic,guided";
   cli.add_option("--primes", primes_n, "N for primes in [1, N]")->check(CLI::PositiveNumber)->capture_default_str();
   cli.add_option("--rangesum", sum_last, "rangesum sums [0, this)")->check(CLI::PositiveNumber)->capture_default_str();
   cli.add_option("--rangesum-repeat", sum_repeat, "rangesum repeats per run (the seed: 2)")->check(CLI::Range(1, 1000))->capture_default_str();
@@ -350,10 +353,12 @@ int main(int argc, char** argv) {
   cli.add_option("--trials", trials, "Runs of each version; the fastest counts")->check(CLI::Range(1, 100))->capture_default_str();
   cli.add_option("--workloads", workloads_list,
                  "Comma-separated: primes, rangesum, factorials (per schedule); counter (fetch_add), lock (lock + "
-                 "unlock), lock_incr (locked increment)")
+                 "unlock), lock_incr (locked increment); pipe_rtt, pipe_bw (1 MiB), queue (1 producer), dict "
+                 "(atomic updates), which need 2 ranks")
       ->check([](const std::string& v) {
         for (const auto& w : split(v))
-          if (w != "primes" && w != "rangesum" && w != "factorials" && w != "counter" && w != "lock" && w != "lock_incr")
+          if (w != "primes" && w != "rangesum" && w != "factorials" && w != "counter" && w != "lock" && w != "lock_incr" &&
+              !bench::is_channel_workload(w))
             return "unknown workload '" + w + "'";
         return std::string();
       })
@@ -371,6 +376,10 @@ int main(int argc, char** argv) {
     std::vector<row> rows;
     const bool rma = raw_rma_works(world.native());
     for (const auto& w : split(workloads_list)) {
+      if (bench::is_channel_workload(w)) {
+        bench::compare_channel(world, w, trials);
+        continue;
+      }
       if (w == "counter" || w == "lock" || w == "lock_incr") {
         if (!rma && world.size() == 1) continue;  // nobody to ask: rank 0 would serve itself
         const rate_row r = compare_shared(world, w, rma, trials);

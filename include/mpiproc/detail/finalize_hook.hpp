@@ -16,5 +16,8 @@ void forget_at_finalize(std::uint64_t id) noexcept;
 
 /// Whether MPI_Finalize has begun (or finished): MPI objects may no longer be used.
 bool mpi_finalizing() noexcept;
+/// The same in one atomic load, for hot paths: exact once anything is registered (a
+/// communicator is), as MPI_Finalize then tells the registry first.
+bool finalize_begun() noexcept;
 
 }  // namespace mpiproc::detail
