@@ -18,8 +18,8 @@ struct partition {
   std::unordered_map<std::string, entry> entries;
   std::uint64_t next_version = 1;  // never reused, so a key erased and set again looks changed
 
-  std::string answer(std::string request) {
-    wire_reader in(std::move(request));
+  std::string answer(const std::string& request) {
+    wire_reader in(request);
     wire_writer out;
     const std::uint64_t op = in.number();
     if (op == op_size) return out.number(entries.size()).take();
@@ -66,15 +66,15 @@ std::uint64_t hash_of(const std::string& bytes) {
 }  // namespace
 
 dict_store::dict_store(MPI_Comm comm)
-    : segment_(comm, 0, nullptr, [part = std::make_shared<partition>()](int, std::string request) {
-        return part->answer(std::move(request));
+    : segment_(comm, 0, nullptr, [part = std::make_shared<partition>()](int, const std::string& request) -> std::optional<std::string> {
+        return part->answer(request);
       }) {}
 
 int dict_store::owner(const std::string& key) const {
   return static_cast<int>(hash_of(key) % static_cast<std::uint64_t>(segment_.size()));
 }
 
-std::string dict_store::ask(int rank, const std::string& request) { return segment_.call(rank, request); }
+std::string dict_store::ask(int rank, const std::string& request) { return *segment_.call(rank, request); }
 
 dict_store::found dict_store::get(const std::string& key) {
   wire_reader in(ask(owner(key), wire_writer().number(op_get).bytes(key).take()));

@@ -28,8 +28,8 @@ struct sequence {
     return static_cast<std::size_t>(index);
   }
 
-  std::string answer(std::string request) {
-    wire_reader in(std::move(request));
+  std::string answer(const std::string& request) {
+    wire_reader in(request);
     wire_writer out;
     const std::uint64_t op = in.number();
     switch (op) {
@@ -77,11 +77,11 @@ struct sequence {
 }  // namespace
 
 list_store::list_store(MPI_Comm comm, const std::vector<std::string>& initial)
-    : segment_(comm, 0, nullptr, [list = std::make_shared<sequence>(sequence{initial, 1})](int, std::string request) {
-        return list->answer(std::move(request));
+    : segment_(comm, 0, nullptr, [list = std::make_shared<sequence>(sequence{initial, 1})](int, const std::string& request) -> std::optional<std::string> {
+        return list->answer(request);
       }) {}
 
-std::string list_store::ask(const std::string& request) { return segment_.call(0, request); }
+std::string list_store::ask(const std::string& request) { return *segment_.call(0, request); }
 
 void list_store::append(const std::string& item) { ask(wire_writer().number(op_append).bytes(item).take()); }
 

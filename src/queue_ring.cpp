@@ -84,7 +84,7 @@ void queue_ring::put(const void* data, std::size_t bytes) {
   segment_->post_add(0, ready_at, 1);
 }
 
-queue_ring::outcome queue_ring::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
+queue_core::outcome queue_ring::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
                                     bool wait) {
   if (wait ? !segment_->wait_take(0, ready_at, 1, until) : !segment_->take(0, ready_at, 1)) return outcome::timeout;
   std::uint64_t head = segment_->load(0, head_at), need = 0, bytes = 0;

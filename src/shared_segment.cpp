@@ -48,8 +48,9 @@ constexpr std::size_t places = 8;
 constexpr std::size_t header_bytes = 128;
 constexpr std::size_t broken_at = 8 * places;
 constexpr std::uint64_t broken_answer = 2;  // a wait's answer (ok) when the segment broke
-// A call's answer (ok) when its handler threw: an error, a key_error or an index_error.
-constexpr std::uint64_t failed_answer = 3, key_error_answer = 4, index_error_answer = 5;
+// A call's answer (ok) when its handler threw (an error, a key_error or an index_error), or when
+// it was kept waiting past its deadline.
+constexpr std::uint64_t failed_answer = 3, key_error_answer = 4, index_error_answer = 5, timed_out_answer = 6;
 constexpr std::size_t max_message = std::size_t{1} << 30;
 
 struct reply {
@@ -199,13 +200,18 @@ class service {
     int source;
     request r;
   };
+  struct kept_call {
+    int source;
+    std::string request;
+  };
   struct entry {
     MPI_Comm comm = MPI_COMM_NULL;
     std::byte* memory = nullptr;
     shared_segment::handler handler;  // answers op_call
     request incoming;
     MPI_Request pending = MPI_REQUEST_NULL;
-    std::list<waiter> waits;  // in arrival order
+    std::list<waiter> waits;     // in arrival order
+    std::list<kept_call> calls;  // calls the handler said to keep, in arrival order
     std::uint64_t broken = 0;  // 1 + the failed rank, once broken
     std::promise<void> stopped;
   };
@@ -216,6 +222,48 @@ class service {
 
   static void answer(entry& e, int to, const reply& out) {
     MPI_Send(&out, sizeof(reply), MPI_BYTE, to, reply_tag, e.comm);
+  }
+
+  /// A call's answer: the reply, then its bytes.
+  static void answer_call(entry& e, int to, const std::string& bytes, std::uint64_t ok) {
+    answer(e, to, {bytes.size(), ok});
+    MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, read_payload_tag, e.comm);
+  }
+
+  /// A broken call's answer: the broken word.
+  static std::string broken_mark(const entry& e) { return std::string(reinterpret_cast<const char*>(&e.broken), 8); }
+
+  /// Runs the handler on a call; false if it said to keep the call for later.
+  static bool try_call(entry& e, int source, const std::string& request) {
+    std::optional<std::string> out;
+    std::uint64_t ok = 1;
+    try {
+      out = e.handler(source, request);
+      if (!out) return false;
+      if (out->size() > max_message) throw usage_error("mpiproc: an answer of more than 1 GiB");
+    } catch (const std::exception& failure) {
+      out = failure.what();
+      ok = dynamic_cast<const key_error*>(&failure)     ? key_error_answer
+           : dynamic_cast<const index_error*>(&failure) ? index_error_answer
+                                                        : failed_answer;
+    }
+    answer_call(e, source, *out, ok);
+    return true;
+  }
+
+  /// After a call changed the handler's state, kept calls may go through: in arrival order, again
+  /// while any did.
+  static void retry_kept_calls(entry& e) {
+    for (bool any = true; any;) {
+      any = false;
+      for (auto it = e.calls.begin(); it != e.calls.end();)
+        if (try_call(e, it->source, it->request)) {
+          it = e.calls.erase(it);
+          any = true;
+        } else {
+          ++it;
+        }
+    }
   }
 
   /// Serves one request; returns false when it was the stop.
@@ -231,6 +279,8 @@ class service {
       if (!e.broken) e.broken = r.a;
       for (const waiter& w : e.waits) answer(e, w.source, {e.broken, broken_answer});
       e.waits.clear();
+      for (const kept_call& c : e.calls) answer_call(e, c.source, broken_mark(e), broken_answer);
+      e.calls.clear();
       answer(e, source, {});
       return true;
     }
@@ -241,24 +291,24 @@ class service {
           e.waits.erase(it);
           break;
         }
+      for (auto it = e.calls.begin(); it != e.calls.end(); ++it)
+        if (it->source == source) {
+          answer_call(e, source, {}, timed_out_answer);
+          e.calls.erase(it);
+          break;
+        }
       answer(e, source, {});  // the cancel's own answer, after the wait's
       return true;
     }
     if (r.kind == op_call) {
-      std::string in(r.a, '\0'), out;
+      std::string in(r.a, '\0');
       MPI_Recv(in.data(), static_cast<int>(r.a), MPI_BYTE, source, write_payload_tag, e.comm, MPI_STATUS_IGNORE);
-      std::uint64_t ok = 1;
-      try {
-        out = e.handler(source, std::move(in));
-        if (out.size() > max_message) throw usage_error("mpiproc: an answer of more than 1 GiB");
-      } catch (const std::exception& failure) {
-        out = failure.what();
-        ok = dynamic_cast<const key_error*>(&failure)     ? key_error_answer
-             : dynamic_cast<const index_error*>(&failure) ? index_error_answer
-                                                          : failed_answer;
-      }
-      answer(e, source, {out.size(), ok});
-      MPI_Send(out.data(), static_cast<int>(out.size()), MPI_BYTE, source, read_payload_tag, e.comm);
+      if (try_call(e, source, in))
+        retry_kept_calls(e);
+      else if (e.broken)
+        answer_call(e, source, broken_mark(e), broken_answer);
+      else
+        e.calls.push_back({source, std::move(in)});
       return true;
     }
     std::vector<std::byte> payload;
@@ -393,6 +443,7 @@ bool use_messages(MPI_Comm comm) {
 struct shared_segment::state : breakable {
   std::atomic<bool> broken{false};  // this rank broke it or saw a wait end broken
   bool remote = false;
+  bool answers_calls = false;  // every rank's service answers call()s (and keeps some)
   bool released = false;
   MPI_Comm comm = MPI_COMM_NULL;
   MPI_Win window = MPI_WIN_NULL;
@@ -542,7 +593,7 @@ struct shared_segment::state : breakable {
     broken = true;
     const std::uint64_t mark = static_cast<std::uint64_t>(failed_rank) + 1;
     for (int target = 0; target < size; ++target) {
-      if (sizes[static_cast<std::size_t>(target)] == 0) continue;
+      if (sizes[static_cast<std::size_t>(target)] == 0 && !answers_calls) continue;
       if (!remote) {
         std::byte* header = bases[static_cast<std::size_t>(target)] - header_bytes;
         std::uint64_t none = 0;
@@ -620,7 +671,8 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
   s.sizes.resize(parts);
   const std::uint64_t mine = bytes;
   MPIPROC_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, s.sizes.data(), 1, MPI_UINT64_T, s.comm));
-  s.remote = use_messages(s.comm) || answer;
+  s.answers_calls = static_cast<bool>(answer);
+  s.remote = use_messages(s.comm) || s.answers_calls;
   s.posted_to.assign(parts, 0);
   if (s.remote) {
     int level = MPI_THREAD_SINGLE;
@@ -729,7 +781,7 @@ std::uint64_t* shared_segment::mapped_word(int rank, std::size_t offset) {
 
 void shared_segment::changed(int rank, std::size_t offset) { state_->wake(rank, make(op_store, offset, 8)); }
 
-std::string shared_segment::call(int rank, const std::string& question) {
+std::optional<std::string> shared_segment::call(int rank, const std::string& question, const deadline& until) {
   if (question.size() > max_message) throw usage_error("mpiproc: a request of more than 1 GiB to shared state");
   state& s = *state_;
   const request r{op_call, 1, 0, question.size(), 0, 0};
@@ -737,13 +789,31 @@ std::string shared_segment::call(int rank, const std::string& question) {
   MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, rank, request_tag, s.comm));
   MPIPROC_CHECK(MPI_Send(question.data(), static_cast<int>(question.size()), MPI_BYTE, rank, write_payload_tag, s.comm));
   reply out;
-  s.receive(&out, sizeof out, rank, reply_tag);
+  MPI_Request pending = MPI_REQUEST_NULL;
+  MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, rank, reply_tag, s.comm, &pending));
+  const bool in_time = s.complete_by(pending, until);
+  if (!in_time) {  // the answer, kept or not, comes before the cancel's acknowledgement
+    request cancel;
+    cancel.kind = op_cancel;
+    MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, rank, request_tag, s.comm));
+    s.complete_by(pending, std::nullopt);
+  }
   std::string answer(out.value, '\0');
   s.receive(answer.data(), answer.size(), rank, read_payload_tag);
+  if (!in_time) {
+    reply ack;
+    s.receive(&ack, sizeof ack, rank, reply_tag);
+  }
   s.posted_to[rank] = 0;
+  if (out.ok == broken_answer) {
+    std::uint64_t mark = 0;
+    std::memcpy(&mark, answer.data(), std::min(answer.size(), sizeof mark));
+    s.fail_broken(mark);
+  }
   if (out.ok == key_error_answer) throw key_error(answer);
   if (out.ok == index_error_answer) throw index_error(answer);
   if (out.ok == failed_answer) throw error(answer);
+  if (out.ok == timed_out_answer) return std::nullopt;
   return answer;
 }
 

@@ -2,19 +2,21 @@
 
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/bytes.hpp>
-#include <mpiproc/detail/queue_ring.hpp>
+#include <mpiproc/detail/queue_core.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
 namespace mpiproc {
 
-/// How a queue is sized. The items live on rank 0 in a ring of slots: a trivially copyable item
-/// takes one slot; any other item is serialized and takes as many slots of `slot_bytes` as its
-/// bytes need.
+/// How a queue is sized. On one node the items live on rank 0 in a ring of shared-memory slots: a
+/// trivially copyable item takes one slot; any other item is serialized and takes as many slots
+/// of `slot_bytes` as its bytes need. Over several nodes they live in a list in rank 0's memory,
+/// as many as the capacity allows (the ring's sizes do not apply).
 struct queue_options {
   /// Items the queue holds at most: put waits while it is full. 0: as many as the ring holds.
   std::uint64_t capacity = 0;
@@ -38,16 +40,16 @@ class queue {
  public:
   /// Collective over `comm`.
   explicit queue(const communicator& comm, queue_options options = {})
-      : ring_(comm.native(), slots(options), detail::travels_raw<T> ? sizeof(T) : options.slot_bytes,
-              options.capacity) {}
+      : core_(detail::make_queue_core(comm.native(), slots(options),
+                                      detail::travels_raw<T> ? sizeof(T) : options.slot_bytes, options.capacity)) {}
 
   /// Appends a copy of `item`, waiting while the queue is full. usage_error after close().
   void put(const T& item) {
     if constexpr (detail::travels_raw<T>) {
-      ring_.put(&item, sizeof(T));
+      core_->put(&item, sizeof(T));
     } else {
       const std::string bytes = detail::to_bytes(item);
-      ring_.put(bytes.data(), bytes.size());
+      core_->put(bytes.data(), bytes.size());
     }
   }
 
@@ -63,12 +65,12 @@ class queue {
 
   /// No more items: every get returns empty once those already put are taken. Any rank may close;
   /// closing again does nothing.
-  void close() { ring_.close(); }
-  bool closed() { return ring_.closed(); }
+  void close() { core_->close(); }
+  bool closed() { return core_->closed(); }
   /// Whether the queue is closed and every item has been taken.
-  bool ended() { return ring_.ended(); }
+  bool ended() { return core_->ended(); }
   /// Items waiting (already stale when it returns while other ranks use the queue).
-  std::uint64_t size() { return ring_.size(); }
+  std::uint64_t size() { return core_->size(); }
   bool empty() { return size() == 0; }
 
  private:
@@ -82,21 +84,21 @@ class queue {
     std::optional<T> item;
     if constexpr (detail::travels_raw<T>) {
       item.emplace();
-      if (ring_.get([&](std::size_t) -> void* { return &*item; }, until, wait) != detail::queue_ring::outcome::item)
+      if (core_->get([&](std::size_t) -> void* { return &*item; }, until, wait) != detail::queue_core::outcome::item)
         item.reset();
     } else {
       std::string bytes;
-      if (ring_.get([&](std::size_t n) -> void* {
+      if (core_->get([&](std::size_t n) -> void* {
             bytes.resize(n);
             return bytes.data();
           },
-                    until, wait) == detail::queue_ring::outcome::item)
+                    until, wait) == detail::queue_core::outcome::item)
         item = detail::from_bytes<T>(bytes);
     }
     return item;
   }
 
-  detail::queue_ring ring_;
+  std::unique_ptr<detail::queue_core> core_;
 };
 
 }  // namespace mpiproc

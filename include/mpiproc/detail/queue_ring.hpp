@@ -1,5 +1,6 @@
 #pragma once
 
+#include <mpiproc/detail/queue_core.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
 
 #include <mpi.h>
@@ -11,32 +12,24 @@
 
 namespace mpiproc::detail {
 
-/// The untyped part of a queue: a ring of slots on rank 0 of a shared segment, which any rank
-/// fills and empties. An item takes one slot or, when longer than a slot's payload, several in a
+/// A queue on one node: a ring of slots on rank 0 of a shared segment, which any rank fills and
+/// empties. An item takes one slot or, when longer than a slot's payload, several in a
 /// row. Producers reserve positions and consumers claim them by compare-exchange on two counters;
 /// each slot's sequence word says whose turn it is (Vyukov's bounded MPMC queue), and three
 /// counters of permits (items ready, slots free, places left under the capacity) let ranks sleep
 /// while the queue is empty or full.
-class queue_ring {
+class queue_ring : public queue_core {
  public:
-  enum class outcome { item, timeout, ended };
-
   /// Collective over `comm`: `slots` slots of `payload` bytes each; `capacity` items at most
   /// (0: as many as the slots hold).
   queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, std::uint64_t capacity);
 
-  /// Appends an item of `bytes` bytes, waiting while the queue is full. usage_error once closed.
-  void put(const void* data, std::size_t bytes);
-  /// Takes the oldest item: `place(bytes)` says where its bytes go. Waits until the deadline
-  /// (none: as long as it takes; `wait` false: not at all).
-  outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait);
-  /// No more puts: consumers get ended once the items are taken. Closing again does nothing.
-  void close();
-  bool closed();
-  /// Whether the queue is closed and every item taken.
-  bool ended();
-  /// Items put and not yet claimed (stale once returned while others use the queue).
-  std::uint64_t size();
+  void put(const void* data, std::size_t bytes) override;
+  outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) override;
+  void close() override;
+  bool closed() override;
+  bool ended() override;
+  std::uint64_t size() override;
 
  private:
   std::size_t slot_at(std::uint64_t position) const;

@@ -57,9 +57,11 @@ enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 /// take() use 8-byte words. A segment is for one thread of each rank at a time.
 class shared_segment {
  public:
-  /// Answers call()s to this rank: gets the calling rank and the request, returns the answer. Runs
-  /// on the service thread, one call at a time; what it throws reaches the caller as an error.
-  using handler = std::function<std::string(int source, std::string request)>;
+  /// Answers call()s to this rank: gets the calling rank and the request, returns the answer, or
+  /// nothing to keep the call until a later call changes what it answers (it is asked again after
+  /// each, kept calls in arrival order). Runs on the service thread, one call at a time; what it
+  /// throws reaches the caller as an error (key_error and index_error as themselves).
+  using handler = std::function<std::optional<std::string>(int source, const std::string& request)>;
 
   /// Collective over `comm` (which it duplicates): this rank contributes `bytes` bytes, a copy of
   /// `initial` or zeroed. With a handler (on every rank) it takes the messages path.
@@ -97,8 +99,9 @@ class shared_segment {
   bool wait(int rank, std::size_t offset, std::uint64_t mask, wait_test test, std::uint64_t value,
             const deadline& until);
 
-  /// Sends `request` to `rank`'s handler and returns its answer (both at most 1 GiB).
-  std::string call(int rank, const std::string& request);
+  /// Sends `request` to `rank`'s handler and returns its answer (both at most 1 GiB); nothing if
+  /// the handler kept the call past the deadline. Throws peer_failed if the segment broke.
+  std::optional<std::string> call(int rank, const std::string& request, const deadline& until = std::nullopt);
 
   /// Plain (not atomic as a whole) copies of bytes.
   void read(int rank, std::size_t offset, void* out, std::size_t bytes);

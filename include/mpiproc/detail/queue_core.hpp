@@ -1,0 +1,41 @@
+#pragma once
+
+#include <mpiproc/detail/shared_segment.hpp>
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace mpiproc::detail {
+
+/// The untyped part of a queue: items as bytes. Two ways to hold them (see make_queue_core).
+class queue_core {
+ public:
+  enum class outcome { item, timeout, ended };
+
+  virtual ~queue_core() = default;
+  /// Appends an item of `bytes` bytes, waiting while the queue is full. usage_error once closed.
+  virtual void put(const void* data, std::size_t bytes) = 0;
+  /// Takes the oldest item: `place(bytes)` says where its bytes go. Waits until the deadline
+  /// (none: as long as it takes; `wait` false: not at all).
+  virtual outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) = 0;
+  /// No more puts: consumers get ended once the items are taken. Closing again does nothing.
+  virtual void close() = 0;
+  virtual bool closed() = 0;
+  /// Whether the queue is closed and every item taken.
+  virtual bool ended() = 0;
+  /// Items put and not yet taken (stale once returned while others use the queue).
+  virtual std::uint64_t size() = 0;
+};
+
+/// Collective over `comm`: on one node, a ring of `slots` slots of `payload` bytes in shared
+/// memory (queue_ring), which ranks fill and empty with atomics; over several nodes (or with
+/// MPIPROC_COUNTER=messages), a list of items in rank 0's memory (queue_mailbox), one round trip to
+/// its service thread per put or get. At most `capacity` items (0: no limit but the ring's).
+std::unique_ptr<queue_core> make_queue_core(MPI_Comm comm, std::size_t slots, std::size_t payload,
+                                            std::uint64_t capacity);
+
+}  // namespace mpiproc::detail

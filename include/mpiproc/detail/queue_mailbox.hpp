@@ -1,0 +1,29 @@
+#pragma once
+
+#include <mpiproc/detail/queue_core.hpp>
+#include <mpiproc/detail/shared_segment.hpp>
+
+namespace mpiproc::detail {
+
+/// A queue over several nodes: the items in rank 0's memory, kept by its service thread, which
+/// answers each put and get in one round trip and keeps the calls that must wait (a get while
+/// empty, a put while full) until they can go, in arrival order.
+class queue_mailbox : public queue_core {
+ public:
+  /// Collective over `comm`: at most `capacity` items (0: no limit).
+  queue_mailbox(MPI_Comm comm, std::uint64_t capacity);
+
+  void put(const void* data, std::size_t bytes) override;
+  outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) override;
+  void close() override;
+  bool closed() override;
+  bool ended() override;
+  std::uint64_t size() override;
+
+ private:
+  std::string ask(const std::string& request, const deadline& until = std::nullopt);
+
+  shared_segment segment_;
+};
+
+}  // namespace mpiproc::detail
