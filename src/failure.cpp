@@ -1,5 +1,6 @@
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/error.hpp>
 
@@ -46,7 +47,16 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local) {
   if (local) break_shared_state(comm, own_reason ? rank : failed_before);
   const int here[2] = {local ? 1 : 0, own_reason ? 1 : 0};
   int counts[2] = {0, 0};
-  MPIPROC_CHECK(MPI_Allreduce(here, counts, 2, MPI_INT, MPI_SUM, comm));
+  // Waiting politely: a blocking collective would spin in MPI's progress engine and keep this
+  // rank's service thread (which answers other ranks' queue, dict and lock requests) from running.
+  MPI_Request pending = MPI_REQUEST_NULL;
+  MPIPROC_CHECK(MPI_Iallreduce(here, counts, 2, MPI_INT, MPI_SUM, comm, &pending));
+  poller patience;
+  for (int done = 0;;) {
+    MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
+    if (done) break;
+    patience.pause();
+  }
   if (counts[0] == 0) return;
   const bool by_own_reason = counts[1] > 0;
   const int failed_ranks = by_own_reason ? counts[1] : counts[0];
