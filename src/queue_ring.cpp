@@ -10,8 +10,8 @@ namespace mpiproc::detail {
 
 namespace {
 // Words on rank 0: positions reserved by producers (with the closed bit), positions claimed by
-// consumers, and three counts of permits; the slots follow, each {sequence, length, payload}.
-constexpr std::size_t tail_at = 0, head_at = 8, ready_at = 16, free_at = 24, space_at = 32, ring_at = 64;
+// consumers, and two counts of permits; the slots follow, each {sequence, length, payload}.
+constexpr std::size_t tail_at = 0, head_at = 8, ready_at = 16, space_at = 32, ring_at = 64;
 constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
 // Closing adds this many ready permits, so every consumer, waiting or not, gets through to see it.
 constexpr std::uint64_t closing_permits = std::uint64_t{1} << 48;
@@ -20,7 +20,6 @@ constexpr std::size_t slot_header = 16;
 std::vector<std::byte> initial_words(std::size_t slots, std::size_t slot_bytes, std::uint64_t capacity) {
   std::vector<std::byte> memory(ring_at + slots * slot_bytes);
   auto word = [&](std::size_t at, std::uint64_t value) { std::memcpy(memory.data() + at, &value, 8); };
-  word(free_at, slots);
   word(space_at, capacity);
   for (std::size_t i = 0; i < slots; ++i) word(ring_at + i * slot_bytes, i);  // slot i awaits position i
   return memory;
@@ -41,10 +40,6 @@ std::size_t queue_ring::slot_at(std::uint64_t position) const {
   return ring_at + static_cast<std::size_t>(position % slots_) * (slot_header + payload_);
 }
 
-void queue_ring::give_back(std::uint64_t slots) {
-  segment_->post_add(0, free_at, slots);
-  if (capacity_) segment_->post_add(0, space_at, 1);
-}
 
 void queue_ring::put(const void* data, std::size_t bytes) {
   const std::uint64_t need = std::max<std::uint64_t>(1, (bytes + payload_ - 1) / payload_);
@@ -52,11 +47,10 @@ void queue_ring::put(const void* data, std::size_t bytes) {
     throw usage_error("mpiproc::queue: an item of " + std::to_string(bytes) + " bytes does not fit the queue's " +
                       std::to_string(slots_ * payload_) + " bytes of slots; make the queue with more ring bytes");
   if (capacity_) segment_->wait_take(0, space_at, 1, std::nullopt);
-  segment_->wait_take(0, free_at, need, std::nullopt);
   std::uint64_t tail = segment_->load(0, tail_at);
   for (;;) {
     if (tail & closed_bit) {
-      give_back(need);
+      if (capacity_) segment_->post_add(0, space_at, 1);
       throw usage_error("mpiproc::queue: put after close");
     }
     if (segment_->compare_exchange(0, tail_at, tail, tail + need)) break;
@@ -65,7 +59,7 @@ void queue_ring::put(const void* data, std::size_t bytes) {
   for (std::uint64_t i = 0; i < need; ++i) {
     const std::uint64_t position = tail + i;
     const std::size_t slot = slot_at(position);
-    // The slot is free once the consumer of the previous lap has read it.
+    // The slot is free once the consumer of the previous lap has read it (a full ring waits here).
     segment_->wait(0, slot, ~std::uint64_t{0}, wait_test::equal, position, std::nullopt);
     const std::size_t piece = std::min<std::size_t>(payload_, bytes - std::min<std::size_t>(bytes, i * payload_));
     if (mapped_) {
@@ -116,7 +110,7 @@ queue_core::outcome queue_ring::get(const std::function<void*(std::size_t bytes)
     }
     segment_->store(0, slot, position + slots_);  // free for the producer of the next lap
   }
-  give_back(need);
+  if (capacity_) segment_->post_add(0, space_at, 1);
   return outcome::item;
 }
 

@@ -451,3 +451,36 @@ TEST(Roles, AFailingRoleReachesRanksWaitingOnItsQueueOrPipe) {
     EXPECT_EQ(e.message(), "producer broke down");
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Progress
+
+TEST(Progress, ChannelsWorkWhileRankZeroComputes) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  // Rank 0 holds the queue, the list and some of the dict's keys, and computes for 3 s without an
+  // MPI call while the others use them: they finish well before (a margin for 2 shared cores).
+  mpiproc::queue<std::int64_t> q(world());
+  mpiproc::shared_dict<std::int64_t, std::int64_t> d(world());
+  mpiproc::shared_list<std::int64_t> l(world());
+  world().barrier();
+  if (rank() == 0) {
+    const auto start = std::chrono::steady_clock::now();
+    volatile std::uint64_t spin = 0;
+    while (seconds_since(start) < 3.0) spin = spin + 1;
+  } else {
+    const auto start = std::chrono::steady_clock::now();
+    for (std::int64_t i = 0; i < 50; ++i) {
+      q.put(i);
+      EXPECT_TRUE(q.get().has_value());
+      d.update(i % 8, [](std::optional<std::int64_t> v) { return v.value_or(0) + 1; });
+      l.append(i);
+    }
+    EXPECT_LT(seconds_since(start), 2.5) << "waited for rank 0";
+  }
+  world().barrier();
+  std::int64_t total = 0;
+  for (const auto& [key, value] : d.snapshot()) total += value;
+  EXPECT_EQ(total, 50 * (size() - 1));
+  EXPECT_EQ(l.size(), static_cast<std::uint64_t>(50 * (size() - 1)));
+  EXPECT_TRUE(q.empty());
+}

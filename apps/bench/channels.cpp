@@ -11,6 +11,7 @@
 #include <mpiproc/mpiproc.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
@@ -162,17 +163,22 @@ bool is_channel_workload(const std::string& w) { return w == "pipe_rtt" || w == 
 void compare_channel(const mpiproc::communicator& world, const std::string& workload, int trials) {
   if (world.size() < 2) return;
   const bool rma = workload == "dict" && one_sided_works(world.native());
-  // Sizes that take about 0.1-0.3 s here; the fastest run of each way counts.
-  const long rounds = workload == "pipe_rtt" ? 100'000 : workload == "pipe_bw" ? 500 : workload == "queue" ? 500'000 : 5'000;
+  // A short first run of each way sizes the rest to about 0.2 s (the slower way's time): over
+  // TCP a round trip costs 100 times what it does in shared memory. The fastest run counts.
+  long rounds = workload == "pipe_bw" ? 20 : 200;
+  const auto time_one = [&](bool as_lib) {
+    if (workload == "pipe_rtt") return ping_pong(world, as_lib, rounds, 0);
+    if (workload == "pipe_bw") return ping_pong(world, as_lib, rounds, std::size_t{1} << 20);
+    if (workload == "queue") return stream(world, as_lib, rounds);
+    return dict_updates(world, as_lib, rounds, rma);
+  };
+  const double first = std::max(rma || workload != "dict" ? time_one(false) : 0.0, time_one(true));
+  rounds = std::clamp(static_cast<long>(static_cast<double>(rounds) * 0.2 / std::max(first, 1e-6)), 20L, 10'000'000L);
   double raw = 1e300, lib = 1e300;
   for (int t = 0; t < 2 * trials; ++t) {
     const bool as_lib = t % 2 == 1;
     if (!as_lib && workload == "dict" && !rma) continue;
-    double seconds = 0;
-    if (workload == "pipe_rtt") seconds = ping_pong(world, as_lib, rounds, 0);
-    else if (workload == "pipe_bw") seconds = ping_pong(world, as_lib, rounds, std::size_t{1} << 20);
-    else if (workload == "queue") seconds = stream(world, as_lib, rounds);
-    else seconds = dict_updates(world, as_lib, rounds, rma);
+    const double seconds = time_one(as_lib);
     (as_lib ? lib : raw) = std::min(as_lib ? lib : raw, seconds);
   }
   if (world.rank() != 0) return;

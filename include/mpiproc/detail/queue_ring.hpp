@@ -15,9 +15,10 @@ namespace mpiproc::detail {
 /// A queue on one node: a ring of slots on rank 0 of a shared segment, which any rank fills and
 /// empties. An item takes one slot or, when longer than a slot's payload, several in a
 /// row. Producers reserve positions and consumers claim them by compare-exchange on two counters;
-/// each slot's sequence word says whose turn it is (Vyukov's bounded MPMC queue), and three
-/// counters of permits (items ready, slots free, places left under the capacity) let ranks sleep
-/// while the queue is empty or full.
+/// each slot's sequence word says whose turn it is (Vyukov's bounded MPMC queue), so a producer
+/// waits (sleeping) on a slot still full from the last lap; two counters of permits (items ready,
+/// places left under the capacity) let consumers sleep while the queue is empty and producers
+/// while it is at its capacity.
 class queue_ring : public queue_core {
  public:
   /// Collective over `comm`: `slots` slots of `payload` bytes each; `capacity` items at most
@@ -33,7 +34,6 @@ class queue_ring : public queue_core {
 
  private:
   std::size_t slot_at(std::uint64_t position) const;
-  void give_back(std::uint64_t slots);
 
   std::unique_ptr<shared_segment> segment_;
   std::size_t slots_, payload_;
