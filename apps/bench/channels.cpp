@@ -11,6 +11,8 @@
 #include <mpiproc/mpiproc.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -24,7 +26,15 @@ namespace {
 
 constexpr std::int64_t stop_item = -1;
 
-double slowest(MPI_Comm comm, double seconds) {
+/// The longest of the ranks' `seconds`. Ranks with no part in a run wait for it without spinning
+/// (as ranks busy with their own work would), leaving the cores to the ranks measured.
+double slowest(MPI_Comm comm, double seconds, bool idle = false) {
+  MPI_Request done = MPI_REQUEST_NULL;
+  MPI_Ibarrier(comm, &done);
+  for (int finished = 0; !finished;) {
+    MPI_Test(&done, &finished, MPI_STATUS_IGNORE);
+    if (!finished && idle) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
   double worst = 0;
   MPI_Allreduce(&seconds, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
   return worst;
@@ -77,7 +87,7 @@ double ping_pong(const mpiproc::communicator& world, bool lib, long rounds, std:
     else MPI_Recv(&token, 1, MPI_INT64_T, last, 2, comm, MPI_STATUS_IGNORE);
   }
   const double seconds = MPI_Wtime() - start;
-  return slowest(comm, seconds);
+  return slowest(comm, seconds, me != 0 && me != last);
 }
 
 /// Seconds for rank 0 to hand `items` items to the other ranks (raw or through a queue); checks
