@@ -22,13 +22,15 @@ struct pipe_channel::state : breakable {
   bool sends = false, receives = false;
   bool closed = false;  // this end
   bool ended = false;   // the other end's end of stream has been received
+  int failed_sent = 0;  // what poison() sent
 
   explicit state(const communicator& c) : owner(c) {}
 
   void poison(int failed_rank) noexcept override {
     if (peer < 0 || mpi_finalizing()) return;
+    failed_sent = failed_rank;  // the send reads it after this returns
     MPI_Request sent = MPI_REQUEST_NULL;  // never waits for the other end
-    if (MPI_Isend(&failed_rank, 1, MPI_INT, peer, broken_tag, comm, &sent) == MPI_SUCCESS) MPI_Request_free(&sent);
+    if (MPI_Isend(&failed_sent, 1, MPI_INT, peer, broken_tag, comm, &sent) == MPI_SUCCESS) MPI_Request_free(&sent);
   }
 
   void check(bool allowed, const char* what) const {
@@ -128,6 +130,8 @@ void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) 
     if (done) return;
     // A large message waits for the other end to take it: stop if that end closed or failed.
     if (round % 64 == 0 && (s.waiting(s.end_tag) || s.waiting(s.broken_tag))) {
+      MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));  // received before the end came?
+      if (done) return;
       MPI_Cancel(&pending);
       MPI_Request_free(&pending);
       s.check_broken();

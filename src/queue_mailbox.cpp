@@ -95,6 +95,8 @@ std::uint64_t queue_mailbox::size() {
 
 std::unique_ptr<queue_core> make_queue_core(MPI_Comm comm, std::size_t slots, std::size_t payload,
                                             std::uint64_t capacity) {
+  // Checked on every path, so that a program does not fail on one node only.
+  if (slots == 0 || payload == 0) throw usage_error("mpiproc::queue: slots and slot_bytes must be at least 1");
   if (use_messages(comm)) return std::make_unique<queue_mailbox>(comm, capacity);
   return std::make_unique<queue_ring>(comm, slots, payload, capacity);
 }

@@ -13,7 +13,7 @@ namespace {
 // consumers, and two counts of permits; the slots follow, each {sequence, length, payload}.
 constexpr std::size_t tail_at = 0, head_at = 8, ready_at = 16, space_at = 32, ring_at = 64;
 constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
-// Closing adds this many ready permits, so every consumer, waiting or not, gets through to see it.
+// Closing adds this many permits, so every rank waiting or about to wait gets through to see it.
 constexpr std::uint64_t closing_permits = std::uint64_t{1} << 48;
 constexpr std::size_t slot_header = 16;
 
@@ -46,13 +46,13 @@ void queue_ring::put(const void* data, std::size_t bytes) {
   if (need > slots_)
     throw usage_error("mpiproc::queue: an item of " + std::to_string(bytes) + " bytes does not fit the queue's " +
                       std::to_string(slots_ * payload_) + " bytes of slots; make the queue with more ring bytes");
-  if (capacity_) segment_->wait_take(0, space_at, 1, std::nullopt);
   std::uint64_t tail = segment_->load(0, tail_at);
+  if (capacity_ && !(tail & closed_bit)) {
+    segment_->wait_take(0, space_at, 1, std::nullopt);  // close() lets every waiting put through
+    tail = segment_->load(0, tail_at);
+  }
   for (;;) {
-    if (tail & closed_bit) {
-      if (capacity_) segment_->post_add(0, space_at, 1);
-      throw usage_error("mpiproc::queue: put after close");
-    }
+    if (tail & closed_bit) throw usage_error("mpiproc::queue: put after close");
     if (segment_->compare_exchange(0, tail_at, tail, tail + need)) break;
   }
   const auto* from = static_cast<const std::byte*>(data);
@@ -118,7 +118,10 @@ void queue_ring::close() {
   std::uint64_t tail = segment_->load(0, tail_at);
   while (!(tail & closed_bit))
     if (segment_->compare_exchange(0, tail_at, tail, tail | closed_bit)) {
+      // Every consumer, waiting or not, gets through to see the end, and every producer waiting
+      // for room to see its put refused.
       segment_->post_add(0, ready_at, closing_permits);
+      if (capacity_) segment_->post_add(0, space_at, closing_permits);
       return;
     }
 }

@@ -297,6 +297,14 @@ TEST(Queue, GetForTimesOutOnAnOpenQueueAndEndsOnAClosedOne) {
   world().barrier();
   EXPECT_TRUE(q.closed());
   EXPECT_THROW(q.put(1), usage_error);
+  // A put on a full queue, waiting or about to, is refused once the queue closes, never left waiting.
+  mpiproc::queue<int> full(world(), {.capacity = 1});
+  if (rank() == 0) {
+    full.put(1);
+    full.close();
+    EXPECT_THROW(full.put(2), usage_error);
+  }
+  EXPECT_THROW(mpiproc::queue<std::string>(world(), {.slot_bytes = 0}), usage_error);
   mpiproc::counter got(world());
   while (auto item = q.get_for(10s)) {
     EXPECT_EQ(*item, 42);
