@@ -1,12 +1,29 @@
 // rangesum: the sum of [first, last), repeated, as the seed's two-Process example (whose results
-// never came back to the parent and so "summed" to 0) meant to compute.
+// never came back to the parent and so "summed" to 0) meant to compute. With --roles, the repeats
+// run as that example's Processes did, at the same time, each on a group of ranks of its own; their
+// results come back through a shared list.
 #include <app.hpp>
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 // Sums of 64-bit ranges overflow 64 bits; 128 bits hold any of them exactly.
 __extension__ typedef __int128 int128;
 __extension__ typedef unsigned __int128 uint128;
+
+namespace {
+/// printf has no 128-bit conversion: the digits, by hand.
+std::string decimal(int128 value) {
+  std::string digits;
+  uint128 magnitude = value < 0 ? -static_cast<uint128>(value) : static_cast<uint128>(value);
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(magnitude % 10)));
+    magnitude /= 10;
+  } while (magnitude != 0);
+  return value < 0 ? "-" + digits : digits;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   mpiproc::environment env{argc, argv};
@@ -20,34 +37,48 @@ int main(int argc, char** argv) {
   cli.add_option("--first", first, "First integer of the range")->capture_default_str();
   cli.add_option("--last", last, "One past the last integer of the range")->capture_default_str();
   cli.add_option("--repeat", repeat, "How many times to compute the sum")->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  bool as_roles = false;
+  cli.add_flag("--roles", as_roles,
+               "Run the repeats at the same time, each on its own group of ranks (the seed's Processes)");
   app::schedule_option schedule{cli, "block"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "rangesum", [&] {
     const double start = app::now();
     const mpiproc::range<std::int64_t> numbers{first, last};  // usage_error (exit 2) if last < first
+    const auto sum_over = [&](const mpiproc::communicator& ranks) {
+      return mpiproc::map_reduce(ranks, numbers, [](std::int64_t i) { return static_cast<int128>(i); },
+                                 mpiproc::reduction{std::plus<>{}, int128{0}}, schedule.get());
+    };
+    std::vector<int128> sums;
+    if (as_roles) {
+      if (world.size() < repeat)
+        throw mpiproc::usage_error("--roles runs each repeat on ranks of its own: run with at least " +
+                                   std::to_string(repeat) + " ranks (mpirun -np " + std::to_string(repeat) + ")");
+      mpiproc::shared_list<int128> results(world, std::vector<int128>(static_cast<std::size_t>(repeat), 0));
+      std::vector<mpiproc::role> tasks;
+      for (int k = 0; k < repeat; ++k)
+        tasks.push_back({"task " + std::to_string(k + 1), k + 1 < repeat ? world.size() / repeat : mpiproc::remaining_ranks,
+                         [&, k](const mpiproc::communicator& group) {
+                           const int128 sum = sum_over(group);
+                           if (group.rank() == 0) results.set(k, sum);  // what the seed's Processes lost
+                         }});
+      mpiproc::run_roles(world, tasks);
+      sums = results.snapshot();
+    } else {
+      for (int k = 0; k < repeat; ++k) sums.push_back(sum_over(world));
+    }
     int128 total = 0;
-    for (int k = 0; k < repeat; ++k) {
-      const int128 sum = mpiproc::map_reduce(world, numbers, [](std::int64_t i) { return static_cast<int128>(i); },
-                                             mpiproc::reduction{std::plus<>{}, int128{0}}, schedule.get());
+    for (const int128 sum : sums)
       if (__builtin_add_overflow(total, sum, &total))
         throw mpiproc::usage_error("the total over all repeats does not fit in 128 bits; use fewer --repeat");
-    }
     const double seconds = app::now() - start;
     if (world.rank() == 0) {
-      // printf has no 128-bit conversion; print the digits ourselves.
-      char digits[48];
-      int pos = sizeof digits - 1;
-      digits[pos] = '\0';
-      const bool negative = total < 0;
-      uint128 magnitude = negative ? -static_cast<uint128>(total) : static_cast<uint128>(total);
-      do {
-        digits[--pos] = static_cast<char>('0' + static_cast<int>(magnitude % 10));
-        magnitude /= 10;
-      } while (magnitude != 0);
-      if (negative) digits[--pos] = '-';
+      if (as_roles)
+        for (std::size_t k = 0; k < sums.size(); ++k)
+          std::printf("task %zu: %s\n", k + 1, decimal(sums[k]).c_str());
       std::printf("sum of [%lld, %lld) x %d = %s\n", static_cast<long long>(first), static_cast<long long>(last), repeat,
-                  digits + pos);
+                  decimal(total).c_str());
     }
     app::report(world, schedule.get().name(), seconds);
   });
