@@ -1,4 +1,5 @@
-// Shared state used after the MPI environment has ended is a usage_error, not a crash or a hang;
+// Shared state, queues, pipes and dicts used after the MPI environment has ended are a usage_error,
+// not a crash or a hang;
 // destroying it then is harmless.
 #include <mpiproc/mpiproc.hpp>
 
@@ -11,6 +12,9 @@ int main(int argc, char** argv) {
   std::optional<mpiproc::lock> lock;
   std::optional<mpiproc::value<double>> value;
   std::optional<mpiproc::array<int>> array;
+  std::optional<mpiproc::queue<int>> queue;
+  std::optional<mpiproc::pipe<int>> pipe;
+  std::optional<mpiproc::shared_dict<int, int>> dict;
   int failures = 0;
   {
     mpiproc::environment env{argc, argv};
@@ -19,6 +23,11 @@ int main(int argc, char** argv) {
     lock.emplace(world);
     value.emplace(world, 1.5);
     array.emplace(world, 10, mpiproc::layout::blocks);
+    queue.emplace(world);
+    if (world.size() > 1) pipe.emplace(world, 0, 1);
+    dict.emplace(world);
+    queue->put(world.rank());
+    dict->set(world.rank(), 1);
     counter->fetch_add(1);
     world.barrier();
     if (counter->load() != world.size()) ++failures;
@@ -37,9 +46,15 @@ int main(int argc, char** argv) {
   expect_usage_error("lock.lock", [&] { lock->lock(); });
   expect_usage_error("value.load", [&] { value->load(); });
   expect_usage_error("array.read", [&] { array->read(); });
+  expect_usage_error("queue.get", [&] { queue->get(); });
+  expect_usage_error("dict.get", [&] { dict->get(0); });
+  if (pipe && pipe->can_send()) expect_usage_error("pipe.send", [&] { pipe->send(1); });
   counter.reset();
   lock.reset();
   value.reset();
   array.reset();
+  queue.reset();
+  pipe.reset();
+  dict.reset();
   return failures == 0 ? 0 : 1;
 }
