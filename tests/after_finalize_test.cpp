@@ -1,6 +1,5 @@
-// Shared state, queues, pipes and dicts used after the MPI environment has ended are a usage_error,
-// not a crash or a hang;
-// destroying it then is harmless.
+// Shared state, queues, pipes and dicts used after the MPI environment has ended are a
+// usage_error, not a crash or a hang; destroying them then is harmless.
 #include <mpiproc/mpiproc.hpp>
 
 #include <cstdio>
