@@ -82,6 +82,14 @@ inline int run(const mpiproc::communicator& world, const char* program, const st
 /// Seconds since an arbitrary point, the same clock on every rank.
 inline double now() { return MPI_Wtime(); }
 
+/// Numbers as Python prints a list of them: [0, 1, 4].
+template <class Numbers>
+std::string python_list(const Numbers& numbers) {
+  std::string out = "[";
+  for (const auto& n : numbers) out += (out.size() > 1 ? ", " : "") + std::to_string(n);
+  return out + "]";
+}
+
 /// The footer every program prints: rank count, schedule and elapsed time.
 inline void report(const mpiproc::communicator& world, const char* schedule, double seconds) {
   if (world.rank() == 0) std::printf("ranks: %d  schedule: %s  time: %.3f s\n", world.size(), schedule, seconds);

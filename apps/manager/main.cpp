@@ -20,12 +20,6 @@ std::string python_dict(const std::map<std::string, std::string>& dict) {
   return out + "}";
 }
 
-std::string python_list(const std::vector<int>& list) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + std::to_string(list[i]);
-  return out + "]";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,7 +57,7 @@ int main(int argc, char** argv) {
     mpiproc::run_roles(world, {{"main", 1, {}}, {"worker", 1, f}});
     if (world.rank() == 0) {
       std::printf("%s\n", python_dict(d.snapshot()).c_str());
-      std::printf("%s\n", python_list(l.snapshot()).c_str());
+      std::printf("%s\n", app::python_list(l.snapshot()).c_str());
     }
     if (updates == 0) return;
 

@@ -33,10 +33,7 @@ int main(int argc, char** argv) {
 
     if (world.rank() == 0) {
       std::printf("%.7f\n", num.load());
-      std::string line = "[";
-      const auto values = arr.read();
-      for (std::size_t i = 0; i < values.size(); ++i) line += (i ? ", " : "") + std::to_string(values[i]);
-      std::printf("%s]\n", line.c_str());
+      std::printf("%s\n", app::python_list(arr.read()).c_str());
     }
   });
 }

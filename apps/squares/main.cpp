@@ -22,9 +22,7 @@ int main(int argc, char** argv) {
                                            [](long i) { return i * i; }, schedule.get());
     const double seconds = app::now() - start;
     if (world.rank() == 0) {
-      std::string line = "[";
-      for (std::size_t k = 0; k < squares.size(); ++k) line += (k ? ", " : "") + std::to_string(squares[k]);
-      std::printf("%s]\n", line.c_str());
+      std::printf("%s\n", app::python_list(squares).c_str());
     }
     app::report(world, schedule.get().name(), seconds);
   });
