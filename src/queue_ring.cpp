@@ -33,7 +33,10 @@ queue_ring::queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, st
   const std::vector<std::byte> memory =
       rank == 0 ? initial_words(slots_, slot_header + payload_, capacity) : std::vector<std::byte>();
   segment_ = std::make_unique<shared_segment>(comm, memory.size(), memory.data());
-  if (std::uint64_t* base = segment_->mapped_word(0, 0)) mapped_ = reinterpret_cast<std::byte*>(base);
+  // make_queue_core builds a ring only where the segment is shared memory: items are copied in place.
+  std::uint64_t* base = segment_->mapped_word(0, 0);
+  if (!base) throw error("mpiproc: a queue ring over messages (a bug: make_queue_core picks the mailbox there)");
+  mapped_ = reinterpret_cast<std::byte*>(base);
 }
 
 std::size_t queue_ring::slot_at(std::uint64_t position) const {
@@ -62,17 +65,8 @@ void queue_ring::put(const void* data, std::size_t bytes) {
     // The slot is free once the consumer of the previous lap has read it (a full ring waits here).
     segment_->wait(0, slot, ~std::uint64_t{0}, wait_test::equal, position, std::nullopt);
     const std::size_t piece = std::min<std::size_t>(payload_, bytes - std::min<std::size_t>(bytes, i * payload_));
-    if (mapped_) {
-      if (i == 0) std::memcpy(mapped_ + slot + 8, &bytes, 8);
-      std::memcpy(mapped_ + slot + slot_header, from + i * payload_, piece);
-    } else if (i == 0) {  // the length and the first piece in one message
-      std::vector<std::byte> first(8 + piece);
-      std::memcpy(first.data(), &bytes, 8);
-      std::memcpy(first.data() + 8, from, piece);
-      segment_->write(0, slot + 8, first.data(), first.size());
-    } else {
-      segment_->write(0, slot + slot_header, from + i * payload_, piece);
-    }
+    if (i == 0) std::memcpy(mapped_ + slot + 8, &bytes, 8);
+    std::memcpy(mapped_ + slot + slot_header, from + i * payload_, piece);
     segment_->store(0, slot, position + 1);  // published (orders the copy before it)
   }
   segment_->post_add(0, ready_at, 1);
@@ -88,7 +82,7 @@ queue_core::outcome queue_ring::get(const std::function<void*(std::size_t bytes)
     // Wait until the item at `head` is published (or the slot moved on: another consumer took it).
     const std::size_t slot = slot_at(head);
     segment_->wait(0, slot, ~std::uint64_t{0}, wait_test::at_least, head + 1, std::nullopt);
-    bytes = mapped_ ? *reinterpret_cast<const std::uint64_t*>(mapped_ + slot + 8) : segment_->load(0, slot + 8);
+    std::memcpy(&bytes, mapped_ + slot + 8, 8);
     if (segment_->load(0, slot) == head + 1) {
       need = std::max<std::uint64_t>(1, (bytes + payload_ - 1) / payload_);
       if (segment_->compare_exchange(0, head_at, head, head + need)) break;
@@ -102,12 +96,8 @@ queue_core::outcome queue_ring::get(const std::function<void*(std::size_t bytes)
     const std::size_t slot = slot_at(position);
     if (i > 0) segment_->wait(0, slot, ~std::uint64_t{0}, wait_test::equal, position + 1, std::nullopt);
     const std::size_t piece = std::min<std::size_t>(payload_, bytes - std::min<std::size_t>(bytes, i * payload_));
-    if (mapped_) {
-      std::atomic_thread_fence(std::memory_order_acquire);
-      std::memcpy(to + i * payload_, mapped_ + slot + slot_header, piece);
-    } else if (piece) {
-      segment_->read(0, slot + slot_header, to + i * payload_, piece);
-    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    std::memcpy(to + i * payload_, mapped_ + slot + slot_header, piece);
     segment_->store(0, slot, position + slots_);  // free for the producer of the next lap
   }
   if (capacity_) segment_->post_add(0, space_at, 1);

@@ -21,8 +21,8 @@ namespace mpiproc::detail {
 /// while it is at its capacity.
 class queue_ring : public queue_core {
  public:
-  /// Collective over `comm`: `slots` slots of `payload` bytes each; `capacity` items at most
-  /// (0: as many as the slots hold).
+  /// Collective over `comm`, whose ranks share one node's memory: `slots` slots of `payload`
+  /// bytes each; `capacity` items at most (0: as many as the slots hold).
   queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, std::uint64_t capacity);
 
   void put(const void* data, std::size_t bytes) override;
@@ -38,7 +38,7 @@ class queue_ring : public queue_core {
   std::unique_ptr<shared_segment> segment_;
   std::size_t slots_, payload_;
   std::uint64_t capacity_;
-  std::byte* mapped_ = nullptr;  // the ring's memory on the shared path (nullptr by messages)
+  std::byte* mapped_ = nullptr;  // the ring's memory, mapped here
 };
 
 }  // namespace mpiproc::detail
