@@ -33,6 +33,12 @@ std::string message_of(const std::exception_ptr& failure) {
 }
 }  // namespace
 
+void break_for_failure(MPI_Comm comm, int rank, const std::exception_ptr& failure) noexcept {
+  // A rank that saw a broken wait breaks what it holds too: a pipe's other end may wait on it.
+  const int failed_before = broken_by(failure);
+  break_shared_state(comm, failed_before < 0 ? rank : failed_before);
+}
+
 void agree_on_failure(MPI_Comm comm, std::exception_ptr local) {
   int rank = 0, size = 1;
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
@@ -41,22 +47,15 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local) {
   // failed first and share that rank's message. A rank that failed for a reason of its own first
   // breaks the shared state of this communicator, so that ranks waiting for it there get here too;
   // their failures (peer_failed) are named only if no other kind happened.
-  // A rank that saw a broken wait breaks what it holds too: a pipe's other end may wait on it.
-  const int failed_before = local ? broken_by(local) : -1;
-  const bool own_reason = local && failed_before < 0;
-  if (local) break_shared_state(comm, own_reason ? rank : failed_before);
+  const bool own_reason = local && broken_by(local) < 0;
+  if (local) break_for_failure(comm, rank, local);
   const int here[2] = {local ? 1 : 0, own_reason ? 1 : 0};
   int counts[2] = {0, 0};
   // Waiting politely: a blocking collective would spin in MPI's progress engine and keep this
   // rank's service thread (which answers other ranks' queue, dict and lock requests) from running.
   MPI_Request pending = MPI_REQUEST_NULL;
   MPIPROC_CHECK(MPI_Iallreduce(here, counts, 2, MPI_INT, MPI_SUM, comm, &pending));
-  poller patience;
-  for (int done = 0;;) {
-    MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
-    if (done) break;
-    patience.pause();
-  }
+  complete_by(pending, std::nullopt);
   if (counts[0] == 0) return;
   const bool by_own_reason = counts[1] > 0;
   const int failed_ranks = by_own_reason ? counts[1] : counts[0];

@@ -1,6 +1,6 @@
-#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/failure.hpp>
+#include <mpiproc/error.hpp>
 #include <mpiproc/roles.hpp>
 
 #include <exception>
@@ -54,13 +54,7 @@ std::size_t run_roles(const communicator& comm, const std::vector<role>& roles) 
         failure = std::current_exception();
         // Ranks of this group waiting on its own shared state for this one end too; the join
         // below breaks what was made on `comm`.
-        try {
-          std::rethrow_exception(failure);
-        } catch (const detail::peer_failed& e) {
-          detail::break_shared_state(group.native(), e.rank());
-        } catch (...) {
-          detail::break_shared_state(group.native(), comm.rank());
-        }
+        detail::break_for_failure(group.native(), comm.rank(), failure);
       }
     } catch (...) {
       if (!failure) failure = std::current_exception();

@@ -516,19 +516,6 @@ struct shared_segment::state : breakable {
     return out;
   }
 
-  /// Polls `pending` until it completes (true) or the deadline passes (false): unlike MPI_Recv
-  /// and MPI_Wait, it does not spin a core for long, which would starve the service when ranks
-  /// outnumber cores.
-  static bool complete_by(MPI_Request& pending, const deadline& until) {
-    poller patience;
-    for (int done = 0;;) {
-      MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
-      if (done) return true;
-      if (until && clock::now() >= *until) return false;
-      patience.pause();
-    }
-  }
-
   /// A blocking receive by polling (complete_by).
   void receive(void* out, std::size_t bytes, int source, int tag) {
     MPI_Request pending = MPI_REQUEST_NULL;
@@ -791,12 +778,12 @@ std::optional<std::string> shared_segment::call(int rank, const std::string& que
   reply out;
   MPI_Request pending = MPI_REQUEST_NULL;
   MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, rank, reply_tag, s.comm, &pending));
-  const bool in_time = s.complete_by(pending, until);
+  const bool in_time = complete_by(pending, until);
   if (!in_time) {  // the answer, kept or not, comes before the cancel's acknowledgement
     request cancel;
     cancel.kind = op_cancel;
     MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, rank, request_tag, s.comm));
-    s.complete_by(pending, std::nullopt);
+    complete_by(pending, std::nullopt);
   }
   std::string answer(out.value, '\0');
   s.receive(answer.data(), answer.size(), rank, read_payload_tag);

@@ -12,6 +12,11 @@ namespace mpiproc::detail {
 /// nothing failed.
 void agree_on_failure(MPI_Comm comm, std::exception_ptr local);
 
+/// Breaks the shared state made on `comm` because this rank's part failed with `failure`: in the
+/// name of this rank (`rank`, numbered as the error agreement numbers it) for a failure of its own,
+/// or of the rank whose failure broke this rank's wait. `failure` is not null. Never throws.
+void break_for_failure(MPI_Comm comm, int rank, const std::exception_ptr& failure) noexcept;
+
 /// Runs this rank's part of a collective operation, then agrees with the other ranks on whether
 /// any part failed, so that an exception on one rank reaches all and nobody waits forever.
 template <class Work>

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
+
+#include <mpi.h>
 
 #include <chrono>
 #include <thread>
@@ -27,5 +30,18 @@ class poller {
  private:
   clock::time_point start_ = clock::now();
 };
+
+/// Polls `pending` until it completes (true) or the deadline passes (false): unlike MPI_Wait, it
+/// does not spin a core for long, which would starve the service thread when ranks outnumber
+/// cores, and leaves MPI's progress engine to that thread between tests.
+inline bool complete_by(MPI_Request& pending, const deadline& until) {
+  poller patience;
+  for (int done = 0;;) {
+    MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
+    if (done) return true;
+    if (until && clock::now() >= *until) return false;
+    patience.pause();
+  }
+}
 
 }  // namespace mpiproc::detail
