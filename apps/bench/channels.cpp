@@ -11,8 +11,6 @@
 #include <mpiproc/mpiproc.hpp>
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -25,20 +23,6 @@ namespace bench {
 namespace {
 
 constexpr std::int64_t stop_item = -1;
-
-/// The longest of the ranks' `seconds`. Ranks with no part in a run wait for it without spinning
-/// (as ranks busy with their own work would), leaving the cores to the ranks measured.
-double slowest(MPI_Comm comm, double seconds, bool idle = false) {
-  MPI_Request done = MPI_REQUEST_NULL;
-  MPI_Ibarrier(comm, &done);
-  for (int finished = 0; !finished;) {
-    MPI_Test(&done, &finished, MPI_STATUS_IGNORE);
-    if (!finished && idle) std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-  double worst = 0;
-  MPI_Allreduce(&seconds, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
-  return worst;
-}
 
 /// Seconds for `rounds` round trips (raw or through a pipe), timed on the two ends.
 double ping_pong(const mpiproc::communicator& world, bool lib, long rounds, std::size_t bytes) {
@@ -120,7 +104,7 @@ double stream(const mpiproc::communicator& world, bool lib, std::int64_t items) 
   std::int64_t total = 0;
   MPI_Allreduce(&sum, &total, 1, MPI_INT64_T, MPI_SUM, comm);
   if (total != items * (items - 1) / 2) throw std::runtime_error("queue bench: items lost or duplicated");
-  return slowest(comm, seconds);
+  return slowest(comm, seconds, false);
 }
 
 /// Seconds for every rank to make `updates` atomic increments of its keys (raw: one-sided MPI).
@@ -160,7 +144,7 @@ double dict_updates(const mpiproc::communicator& world, bool lib, long updates, 
     MPI_Win_unlock_all(win);
     MPI_Win_free(&win);
   }
-  return slowest(comm, seconds);
+  return slowest(comm, seconds, false);
 }
 
 /// Whether one-sided MPI works here: as the shared state decides (not over plain TCP).

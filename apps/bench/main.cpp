@@ -11,9 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
-#include <chrono>
 #include <mutex>
-#include <thread>
 #include <stdexcept>
 #include <limits>
 #include <sstream>
@@ -296,16 +294,7 @@ rate_row compare_shared(const mpiproc::communicator& world, const std::string& w
       },
                          [&] { raw.serve(ops * raw.workers()); });
     }
-    // A rank with nothing to do waits for the others without spinning (as a rank busy with its
-    // own work would), leaving the core to the service that answers them.
-    MPI_Request done = MPI_REQUEST_NULL;
-    MPI_Ibarrier(comm, &done);
-    for (int finished = 0; !finished;) {
-      MPI_Test(&done, &finished, MPI_STATUS_IGNORE);
-      if (!finished && !works) std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    double slowest = 0;
-    MPI_Allreduce(&seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm);
+    const double slowest = bench::slowest(comm, seconds, !works);
     const double rate = static_cast<double>(ops) * raw.workers() / slowest;
     (lib ? r.lib : r.raw) = std::max(lib ? r.lib : r.raw, rate);
     return slowest;
