@@ -56,13 +56,15 @@ struct pipe_channel::state : breakable {
     throw peer_failed(failed);
   }
 
-  /// Takes the end of stream if it came; messages from one rank arrive in order, so any data sent
-  /// before it is already here.
-  bool take_end() {
-    if (!waiting(end_tag)) return false;
+  /// Whether the other end closed or its rank failed (there is an end or a broken message).
+  bool other_end_stopped() const { return waiting(end_tag) || waiting(broken_tag); }
+
+  /// Once other_end_stopped(): throws peer_failed if its rank failed, else takes the end of
+  /// stream. Messages from one rank arrive in order, so any data sent before is already here.
+  void take_end() {
+    check_broken();
     MPIPROC_CHECK(MPI_Recv(nullptr, 0, MPI_BYTE, peer, end_tag, comm, MPI_STATUS_IGNORE));
     ended = true;
-    return true;
   }
 
   /// Stops a posted receive; false if a message completed it first (`status` then says which).
@@ -129,7 +131,7 @@ void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) 
     MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
     if (done) return;
     // A large message waits for the other end to take it: stop if that end closed or failed.
-    if (round % 64 == 0 && (s.waiting(s.end_tag) || s.waiting(s.broken_tag))) {
+    if (round % 64 == 0 && s.other_end_stopped()) {
       MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));  // received before the end came?
       if (done) return;
       MPI_Cancel(&pending);
@@ -153,14 +155,11 @@ bool pipe_channel::receive_fixed(void* data, std::size_t count, MPI_Datatype typ
   for (int done = 0, round = 1;; ++round) {
     MPIPROC_CHECK(MPI_Test(&pending, &done, &status));
     if (done) break;
-    if (round % 16 == 0) {
-      if (s.waiting(s.end_tag) || s.waiting(s.broken_tag)) {
-        MPIPROC_CHECK(MPI_Test(&pending, &done, &status));  // data sent before the end is here by now
-        if (done || !state::cancel(pending, status)) break;
-        s.check_broken();
-        s.take_end();
-        return false;
-      }
+    if (round % 16 == 0 && s.other_end_stopped()) {
+      MPIPROC_CHECK(MPI_Test(&pending, &done, &status));  // data sent before the end is here by now
+      if (done || !state::cancel(pending, status)) break;
+      s.take_end();
+      return false;
     }
     patience.pause();
   }
@@ -180,10 +179,9 @@ bool pipe_channel::receive_sized(MPI_Datatype type, const std::function<void*(st
   for (int found = 0;;) {
     MPIPROC_CHECK(MPI_Iprobe(s.peer, s.data_tag, s.comm, &found, &status));
     if (found) break;
-    if (s.waiting(s.end_tag) || s.waiting(s.broken_tag)) {
+    if (s.other_end_stopped()) {
       MPIPROC_CHECK(MPI_Iprobe(s.peer, s.data_tag, s.comm, &found, &status));  // sent before the end?
       if (found) break;
-      s.check_broken();
       s.take_end();
       return false;
     }
