@@ -24,6 +24,7 @@
 
 using namespace std::chrono_literals;
 using mpiproc::usage_error;
+using test::seconds_since;
 using test::world;
 
 namespace {
@@ -35,10 +36,6 @@ int size() { return world().size(); }
 bool by_messages() {
   const char* path = std::getenv("MPIPROC_COUNTER");
   return path && std::string(path) == "messages";
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace

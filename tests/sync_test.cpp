@@ -14,6 +14,7 @@
 
 using namespace std::chrono_literals;
 using mpiproc::usage_error;
+using test::seconds_since;
 using test::world;
 
 namespace {
@@ -40,10 +41,6 @@ int size() { return world().size(); }
 
 /// Iterations per rank for contended loops: fewer when ranks outnumber the 2 cores.
 int rounds(int busy_total) { return busy_total / size(); }
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -17,6 +18,11 @@ namespace test {
 inline const mpiproc::communicator& world() {
   static const mpiproc::communicator comm{MPI_COMM_WORLD};
   return comm;
+}
+
+/// Seconds elapsed on this rank since `start`.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 /// Every rank's values, concatenated in rank order, on every rank.
