@@ -43,6 +43,33 @@ class index_error : public error {
   using error::error;
 };
 
+/// A barrier that was aborted, reset while ranks waited, or whose wait timed out, like Python's
+/// threading.BrokenBarrierError: every wait on it throws this until reset().
+class broken_barrier_error : public error {
+ public:
+  using error::error;
+};
+
+/// A put that found the queue full and would not wait (put_nowait, or put with a timeout that
+/// passed), like Python's queue.Full.
+class queue_full : public error {
+ public:
+  using error::error;
+};
+
+/// A get that found the queue empty and would not wait (get_nowait), like Python's queue.Empty.
+class queue_empty : public error {
+ public:
+  using error::error;
+};
+
+/// A message longer than the buffer given to receive it (pipe recv_bytes_into), like Python's
+/// multiprocessing.BufferTooShort; the message stays unread.
+class buffer_too_short : public error {
+ public:
+  using error::error;
+};
+
 /// User code threw on some rank during a collective call; every rank of that call throws this.
 class remote_error : public error {
  public:
