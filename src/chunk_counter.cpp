@@ -38,6 +38,12 @@ void chunk_counter::release() noexcept {
   mapped_ = nullptr;
 }
 
+void chunk_counter::abandon() noexcept {
+  if (slots_) slots_->abandon();
+  mapped_ = nullptr;
+  window_ = MPI_WIN_NULL;  // rma: left to MPI_Finalize
+}
+
 void chunk_counter::begin_loop() {
   ++loop_;
   if (rank_ != owner) return;

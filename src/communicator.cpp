@@ -1,6 +1,7 @@
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/chunk_counter.hpp>
+#include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/finalize_hook.hpp>
 #include <mpiproc/error.hpp>
 
@@ -52,9 +53,13 @@ struct communicator_state {
   ~communicator_state() {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    // While an exception unwinds, this rank may be the only one here: a collective free could
-    // wait forever, so leave it to MPI_Finalize (or to the abort that follows).
-    if (finalized || std::uncaught_exceptions() > 0) return;
+    if (finalized) return;
+    // While an exception unwinds, this rank may be the only one here: the counter's collective
+    // free must not wait for it (the communicators are freed at MPI_Finalize).
+    if (std::uncaught_exceptions() > 0) {
+      if (handles->counter) handles->counter->abandon();
+      return;
+    }
     forget_at_finalize(finalize_id);
     handles->release();
   }
@@ -70,7 +75,10 @@ int communicator::size() const noexcept { return state_->size; }
 
 MPI_Comm communicator::native() const noexcept { return state_->handles->comm; }
 
-void communicator::barrier() const { MPIPROC_CHECK(MPI_Barrier(native())); }
+void communicator::barrier() const {
+  const detail::collective_call entered(native(), "communicator::barrier");
+  MPIPROC_CHECK(MPI_Barrier(native()));
+}
 
 detail::chunk_counter& communicator::chunk_counter() const {
   auto& counter = state_->handles->counter;
@@ -78,8 +86,14 @@ detail::chunk_counter& communicator::chunk_counter() const {
   return *counter;
 }
 
+bool communicator::has_chunk_counter() const noexcept { return state_->handles->counter != nullptr; }
+
 std::pair<MPI_Comm, std::uint64_t> communicator::new_channel() const {
   auto& h = *state_->handles;
+  detail::require_mpi("making a pipe");
+  if (detail::in_collective_call(h.comm))
+    throw usage_error("mpiproc: a pipe made inside another collective call on the same communicator; make it before");
+  detail::check_all_ranks_enter(h.comm, "pipe constructor");
   if (h.channels == MPI_COMM_NULL) {
     MPIPROC_CHECK(MPI_Comm_dup(h.comm, &h.channels));
     MPIPROC_CHECK(MPI_Comm_set_errhandler(h.channels, MPI_ERRORS_RETURN));

@@ -13,14 +13,14 @@ environment::environment(int& argc, char**& argv) { init(&argc, &argv); }
 
 void environment::init(int* argc, char*** argv) {
   uncaught_at_start_ = std::uncaught_exceptions();
-  int initialized = 0;
+  int initialized = 0, finalized = 0;
   MPIPROC_CHECK(MPI_Initialized(&initialized));
+  // After MPI_Finalize, MPI_Initialized says yes, and any other MPI call aborts the program.
+  MPIPROC_CHECK(MPI_Finalized(&finalized));
+  if (finalized) throw usage_error("mpiproc::environment: MPI was already finalized and cannot be initialized again");
   if (initialized) {
     MPIPROC_CHECK(MPI_Query_thread(&thread_level_));
   } else {
-    int finalized = 0;
-    MPIPROC_CHECK(MPI_Finalized(&finalized));
-    if (finalized) throw usage_error("mpiproc::environment: MPI was already finalized and cannot be initialized again");
     MPIPROC_CHECK(MPI_Init_thread(argc, argv, requested_thread_level, &thread_level_));
     owns_ = true;
   }

@@ -5,6 +5,7 @@
 #include <mpiproc/error.hpp>
 
 #include <string>
+#include <vector>
 
 namespace mpiproc::detail {
 
@@ -17,6 +18,16 @@ int broken_by(const std::exception_ptr& failure) {
     return e.rank();
   } catch (...) {
     return -1;
+  }
+}
+
+bool is_usage_error(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const usage_error&) {
+    return true;
+  } catch (...) {
+    return false;
   }
 }
 
@@ -39,34 +50,68 @@ void break_for_failure(MPI_Comm comm, int rank, const std::exception_ptr& failur
   break_shared_state(comm, failed_before < 0 ? rank : failed_before);
 }
 
-void agree_on_failure(MPI_Comm comm, std::exception_ptr local) {
+namespace {
+/// Ranks made different calls: every rank throws usage_error naming rank 0's call and the first
+/// rank's that differs.
+[[noreturn]] void report_disagreement(MPI_Comm comm, int rank, int size, const call_signature& mine) {
+  const std::uint64_t hash = mine.hash();
+  std::vector<std::uint64_t> hashes(static_cast<std::size_t>(size));
+  MPIPROC_CHECK(MPI_Allgather(&hash, 1, MPI_UINT64_T, hashes.data(), 1, MPI_UINT64_T, comm));
+  int other = 1;
+  while (other < size && hashes[static_cast<std::size_t>(other)] == hashes[0]) ++other;
+  std::string calls[2];
+  for (int k = 0; k < 2; ++k) {
+    const int from = k == 0 ? 0 : other;
+    std::string text = rank == from ? mine.describe() : std::string();
+    unsigned long length = text.size();
+    MPIPROC_CHECK(MPI_Bcast(&length, 1, MPI_UNSIGNED_LONG, from, comm));
+    text.resize(length);
+    MPIPROC_CHECK(MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, from, comm));
+    calls[k] = std::move(text);
+  }
+  throw usage_error("mpiproc: the ranks made different collective calls: rank 0 called " + calls[0] + "; rank " +
+                    std::to_string(other) + " called " + calls[1] +
+                    ". Every rank must make the same call with the same range, schedule, root and operation");
+}
+}  // namespace
+
+void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature) {
   int rank = 0, size = 1;
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
   MPIPROC_CHECK(MPI_Comm_size(comm, &size));
-  // Success costs one allreduce (the failure counts); only on failure do the ranks agree on who
-  // failed first and share that rank's message. A rank that failed for a reason of its own first
-  // breaks the shared state of this communicator, so that ranks waiting for it there get here too;
-  // their failures (peer_failed) are named only if no other kind happened.
+  // Success costs one allreduce (the maximum of: failed, failed for a reason of its own, the call's
+  // signature and its complement, so that differing signatures show as max != ~max(~)); only on
+  // failure do the ranks agree on who failed first and share that rank's message. A rank that
+  // failed for a reason of its own first breaks the shared state of this communicator, so that
+  // ranks waiting for it there get here too; their failures (peer_failed) are named only if no
+  // other kind happened.
   const bool own_reason = local && broken_by(local) < 0;
   if (local) break_for_failure(comm, rank, local);
-  const int here[2] = {local ? 1 : 0, own_reason ? 1 : 0};
-  int counts[2] = {0, 0};
+  const std::uint64_t hash = signature ? signature->hash() : 0;
+  const std::uint64_t here[4] = {local ? 1u : 0u, own_reason ? 1u : 0u, hash, ~hash};
+  std::uint64_t most[4] = {0, 0, 0, 0};
   // Waiting politely: a blocking collective would spin in MPI's progress engine and keep this
   // rank's service thread (which answers other ranks' queue, dict and lock requests) from running.
   MPI_Request pending = MPI_REQUEST_NULL;
-  MPIPROC_CHECK(MPI_Iallreduce(here, counts, 2, MPI_INT, MPI_SUM, comm, &pending));
+  MPIPROC_CHECK(MPI_Iallreduce(here, most, 4, MPI_UINT64_T, MPI_MAX, comm, &pending));
   complete_by(pending, std::nullopt);
-  if (counts[0] == 0) return;
+  if (most[2] != ~most[3]) report_disagreement(comm, rank, size, *signature);
+  if (most[0] == 0) return;
+  const int mine[2] = {local ? 1 : 0, own_reason ? 1 : 0};
+  int counts[2] = {0, 0};
+  MPIPROC_CHECK(MPI_Allreduce(mine, counts, 2, MPI_INT, MPI_SUM, comm));
   const bool by_own_reason = counts[1] > 0;
   const int failed_ranks = by_own_reason ? counts[1] : counts[0];
   const int candidate = (by_own_reason ? own_reason : local != nullptr) ? rank : size;
   int failed_rank = size;
   MPIPROC_CHECK(MPI_Allreduce(&candidate, &failed_rank, 1, MPI_INT, MPI_MIN, comm));
   std::string message = rank == failed_rank ? message_of(local) : std::string();
-  unsigned long length = message.size();
-  MPIPROC_CHECK(MPI_Bcast(&length, 1, MPI_UNSIGNED_LONG, failed_rank, comm));
-  message.resize(length);
-  MPIPROC_CHECK(MPI_Bcast(message.data(), static_cast<int>(length), MPI_CHAR, failed_rank, comm));
+  // {length, whether it was misuse}
+  unsigned long header[2] = {message.size(), rank == failed_rank && is_usage_error(local) ? 1ul : 0ul};
+  MPIPROC_CHECK(MPI_Bcast(header, 2, MPI_UNSIGNED_LONG, failed_rank, comm));
+  message.resize(header[0]);
+  MPIPROC_CHECK(MPI_Bcast(message.data(), static_cast<int>(header[0]), MPI_CHAR, failed_rank, comm));
+  if (header[1]) throw usage_error("rank " + std::to_string(failed_rank) + ": " + message);
   throw remote_error(failed_rank, std::move(message), failed_ranks);
 }
 

@@ -1,4 +1,5 @@
 #include <mpiproc/detail/check.hpp>
+#include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/error.hpp>
 #include <mpiproc/roles.hpp>
@@ -37,6 +38,8 @@ std::vector<std::pair<int, int>> assign(const std::vector<role>& roles, int size
 
 std::size_t run_roles(const communicator& comm, const std::vector<role>& roles) {
   const auto places = assign(roles, comm.size());
+  // A collective call on `comm` from inside a role would hang (only the role's ranks make it).
+  const detail::collective_call entered(comm.native(), "run_roles");
   std::size_t mine = roles.size();
   for (std::size_t i = 0; i < roles.size(); ++i)
     if (comm.rank() >= places[i].first && comm.rank() < places[i].first + places[i].second) mine = i;

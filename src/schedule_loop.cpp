@@ -1,5 +1,8 @@
+#include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/chunk_counter.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
+
+#include <mpiproc/error.hpp>
 
 #include <algorithm>
 
@@ -48,14 +51,32 @@ chunk_source::chunk_source(const communicator& comm, std::int64_t n, const sched
     case schedule::kind::dynamic:
       chunk_ = dynamic_chunk_size(n, ranks, s.chunk());
       chunks_ = chunks_of(n, chunk_);
-      comm.chunk_counter().begin_loop();
       break;
     case schedule::kind::guided:
       bounds_ = guided_bounds(n, ranks, s.chunk());
       chunks_ = bounds_.size() - 1;
-      comm.chunk_counter().begin_loop();
       break;
   }
+  if ((kind_ == schedule::kind::dynamic || kind_ == schedule::kind::guided) && !comm.has_chunk_counter())
+    throw usage_error("mpiproc: over several nodes, dynamic and guided schedules need MPI_THREAD_MULTIPLE (an "
+                      "mpiproc::environment asks for it); initialize MPI with it, or use block or cyclic schedules");
+}
+
+void chunk_source::prepare(const communicator& comm) {
+  if (comm.size() == 1) return;  // one rank runs every schedule as block
+  if (!comm.has_chunk_counter()) {
+    int level = MPI_THREAD_SINGLE;
+    MPIPROC_CHECK(MPI_Query_thread(&level));
+    try {
+      comm.chunk_counter();
+    } catch (const usage_error&) {
+      // Across nodes the counter needs MPI_THREAD_MULTIPLE (the same on every rank): block and
+      // cyclic work without it, and dynamic says so.
+      if (level < MPI_THREAD_MULTIPLE) return;
+      throw;
+    }
+  }
+  comm.chunk_counter().begin_loop();
 }
 
 bool chunk_source::next(chunk& c) {

@@ -1,4 +1,5 @@
 #include <mpiproc/detail/check.hpp>
+#include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/finalize_hook.hpp>
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
@@ -417,6 +418,7 @@ bool on_one_node(MPI_Comm comm) {
 }  // namespace
 
 std::string shared_state_path(MPI_Comm comm) {
+  require_mpi("making a lock, queue or other shared object");
   const char* forced = std::getenv("MPIPROC_COUNTER");
   const std::string choice = forced ? forced : "";
   const std::string names[] = {"", "shared", "messages", "rma"};
@@ -617,12 +619,28 @@ struct shared_segment::state : breakable {
     return out.ok != 0;
   }
 
+  /// Collective but never stranded: whether every rank frees the segment, decided by polling an
+  /// allreduce in which a rank that left its scope by an exception (abandon()) says no. The ranks
+  /// that say yes have all made their last request, so it also ends the use of the services.
+  bool all_free() noexcept {
+    const int mine = 0;
+    int any_abandoned = 1;
+    MPI_Request pending = MPI_REQUEST_NULL;
+    if (MPI_Iallreduce(&mine, &any_abandoned, 1, MPI_INT, MPI_MAX, comm, &pending) != MPI_SUCCESS) return false;
+    try {
+      complete_by(pending, std::nullopt);
+    } catch (...) {
+      return false;
+    }
+    return any_abandoned == 0;
+  }
+
   void release() noexcept {
     if (released) return;
     released = true;
-    if (remote) {
+    if (remote && !abandoned) {
       // Every request of this rank has had its answer but the posted adds: one round trip each
-      // makes sure they landed, then nobody sends to any service after the barrier.
+      // makes sure they landed, then nobody sends to any service after the agreement.
       request sync;
       sync.kind = op_sync;
       for (int target = 0; target < size; ++target)
@@ -631,22 +649,45 @@ struct shared_segment::state : breakable {
           MPI_Send(&sync, sizeof sync, MPI_BYTE, target, request_tag, comm);
           MPI_Recv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, MPI_STATUS_IGNORE);
         }
-      MPI_Barrier(comm);
-      if (owned) {
-        request stop;
-        stop.kind = op_stop;
-        MPI_Send(&stop, sizeof stop, MPI_BYTE, rank, request_tag, comm);
-        stopped.wait();
-      }
-    } else if (window != MPI_WIN_NULL) {
-      MPI_Win_free(&window);
     }
+    // Once every rank has voted, nobody sends requests any more: this rank's service can stop
+    // serving the segment either way. An abandoning rank stops it at MPI_Finalize.
+    const bool everyone_frees = !abandoned && all_free();
+    if (remote && owned) {
+      request stop;
+      stop.kind = op_stop;
+      MPI_Send(&stop, sizeof stop, MPI_BYTE, rank, request_tag, comm);
+      stopped.wait();
+    }
+    if (!everyone_frees) return;  // a rank abandoned it: the window stays to the end
+    if (!remote && window != MPI_WIN_NULL) MPI_Win_free(&window);
     if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
+
+  /// This rank leaves the segment while an exception unwinds: the other ranks may never reach a
+  /// collective free, so it votes against freeing without waiting for their votes (their
+  /// release() then keeps the memory too). The release registered for MPI_Finalize, which keeps
+  /// this state and the vote's buffers alive, stops this rank's service for it then.
+  void abandon() noexcept {
+    if (released || abandoned) return;
+    abandoned = true;
+    broken = true;
+    abandon_vote = 1;
+    MPI_Iallreduce(&abandon_vote, &abandon_result, 1, MPI_INT, MPI_MAX, comm, &abandon_request);
+  }
+
+  bool abandoned = false;
+  int abandon_vote = 0, abandon_result = 0;
+  MPI_Request abandon_request = MPI_REQUEST_NULL;
 };
 
 shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* initial, handler answer)
     : state_(std::make_shared<state>()) {
+  require_mpi("making a lock, queue or other shared object");
+  if (in_collective_call(user))
+    throw usage_error("mpiproc: a lock, queue or other shared object made inside a collective call (a map's function, "
+                      "a role's work) on the communicator it is made over; make it before the call");
+  check_all_ranks_enter(user, "constructor of a shared object");
   state& s = *state_;
   register_breakable(user, state_);
   MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));
@@ -695,11 +736,16 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
 }
 
 shared_segment::~shared_segment() {
-  // While an exception unwinds, this rank may be the only one here: a collective free could wait
-  // forever, so leave it to MPI_Finalize (which the registered release keeps the state for).
-  if (std::uncaught_exceptions() > 0 || mpi_finalizing()) return;
-  release();
+  if (mpi_finalizing()) return;  // the release registered for MPI_Finalize frees it
+  // While an exception unwinds, this rank may be the only one here: the others' frees must not
+  // wait for it.
+  if (std::uncaught_exceptions() > 0)
+    abandon();
+  else
+    release();
 }
+
+void shared_segment::abandon() noexcept { state_->abandon(); }
 
 void shared_segment::release() noexcept {
   forget_at_finalize(state_->finalize_id);

@@ -1,5 +1,6 @@
 // Shared state, queues, pipes and dicts used after the MPI environment has ended are a
-// usage_error, not a crash or a hang; destroying them then is harmless.
+// usage_error, not a crash or a hang, as are collective calls on a communicator kept past it and a
+// new environment; destroying them then is harmless.
 #include <mpiproc/mpiproc.hpp>
 
 #include <cstdio>
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   std::optional<mpiproc::queue<int>> queue;
   std::optional<mpiproc::pipe<int>> pipe;
   std::optional<mpiproc::shared_dict<int, int>> dict;
+  std::optional<mpiproc::communicator> kept;
   int failures = 0;
   {
     mpiproc::environment env{argc, argv};
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
     queue.emplace(world);
     if (world.size() > 1) pipe.emplace(world, 0, 1);
     dict.emplace(world);
+    kept.emplace(world);
     queue->put(world.rank());
     dict->set(world.rank(), 1);
     counter->fetch_add(1);
@@ -48,6 +51,17 @@ int main(int argc, char** argv) {
   expect_usage_error("queue.get", [&] { queue->get(); });
   expect_usage_error("dict.get", [&] { dict->get(0); });
   if (pipe && pipe->can_send()) expect_usage_error("pipe.send", [&] { pipe->send(1); });
+  // Collective calls and new objects on a communicator kept past the end (MPI itself would abort).
+  expect_usage_error("communicator.barrier", [&] { kept->barrier(); });
+  expect_usage_error("map_reduce", [&] {
+    mpiproc::map_reduce(*kept, mpiproc::range<int>{0, 10}, [](int i) { return i; }, std::plus<>{});
+  });
+  expect_usage_error("map", [&] { mpiproc::map(*kept, mpiproc::range<int>{0, 10}, [](int i) { return i; }); });
+  expect_usage_error("new lock", [&] { mpiproc::lock another(*kept); });
+  expect_usage_error("new queue", [&] { mpiproc::queue<int> another(*kept); });
+  expect_usage_error("new environment", [&] { mpiproc::environment again; });
+  expect_usage_error("new communicator", [&] { mpiproc::communicator again{MPI_COMM_WORLD}; });
+  kept.reset();
   counter.reset();
   lock.reset();
   value.reset();

@@ -41,6 +41,7 @@ class communicator {
   std::pair<MPI_Comm, std::uint64_t> new_channel() const;
   /// The shared counter behind the dynamic and guided schedules, created on first use (collective).
   detail::chunk_counter& chunk_counter() const;
+  bool has_chunk_counter() const noexcept;
 
   std::shared_ptr<detail::communicator_state> state_;
 };

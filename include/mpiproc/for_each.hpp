@@ -1,6 +1,7 @@
 #pragma once
 
 #include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
 #include <mpiproc/detail/transport.hpp>
@@ -20,7 +21,9 @@ namespace mpiproc {
 /// remote_error.
 template <index_type T, std::invocable<T> Fn>
 void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
-  detail::run_collectively(comm.native(), [&] {
+  const detail::collective_call entered(comm, "for_each");
+  const auto sig = detail::signature_of("for_each", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
+  detail::run_collectively(comm.native(), sig, [&] {
     detail::for_each_owned_chunk(comm, r.size(), s, [&](const detail::chunk& c) {
       detail::for_each_item(r, c, [&](T i) { std::invoke(fn, i); });
     });
@@ -30,7 +33,10 @@ void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
 /// Collective: the chunk form of for_each; fn receives the sub-ranges of `r` this rank owns.
 template <index_type T, std::invocable<range<T>> Fn>
 void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
-  detail::run_collectively(comm.native(), [&] {
+  const detail::collective_call entered(comm, "for_each_chunk");
+  const auto sig =
+      detail::signature_of("for_each_chunk", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
+  detail::run_collectively(comm.native(), sig, [&] {
     detail::for_each_owned_chunk(comm, r.size(), s, [&](const detail::chunk& c) {
       detail::for_each_subrange(r, c, [&](const range<T>& sub) { std::invoke(fn, sub); });
     });
@@ -41,7 +47,11 @@ void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}
 /// other ranks' vectors are ignored), each item on exactly one rank.
 template <class Item, std::invocable<const Item&> Fn>
 void for_each(const communicator& comm, std::vector<Item> items, Fn fn, schedule s = {}) {
-  detail::broadcast(comm.native(), items, 0);
+  {
+    // The broadcast is part of the call: ranks must not be inside another call here.
+    const detail::collective_call entered(comm.native(), "for_each of items");
+    detail::broadcast(comm.native(), items, 0);
+  }
   const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
   for_each(comm, positions, [&](std::int64_t i) { std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); }, s);
 }

@@ -21,12 +21,14 @@ namespace detail {
 
 /// Collective: at(i) for every position i in [0, n), computed where `s` says, returned in position
 /// order on `root` (or every rank for all_ranks); other ranks get an empty vector.
+/// The caller holds the call's collective_call.
 template <class At>
-auto map_positions(const communicator& comm, std::int64_t n, At& at, const schedule& s, int root) {
+auto map_positions(const communicator& comm, const call_signature& sig, std::int64_t n, At& at, const schedule& s,
+                   int root) {
   using R = std::decay_t<std::invoke_result_t<At&, std::int64_t>>;
   std::vector<std::int64_t> chunks;  // (offset, count, stride) in the order this rank computed them
   std::vector<R> results;
-  run_collectively(comm.native(), [&] {
+  run_collectively(comm.native(), sig, [&] {
     for_each_owned_chunk(comm, n, s, [&](const chunk& c) {
       chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
       for (std::int64_t k = 0; k < c.count; ++k) results.push_back(std::invoke(at, c.offset + k * c.stride));
@@ -56,16 +58,23 @@ auto map_positions(const communicator& comm, std::int64_t n, At& at, const sched
 }
 
 template <class T, class Fn>
-auto map_range(const communicator& comm, const range<T>& r, Fn& fn, const schedule& s, int root) {
+auto map_range(const communicator& comm, const char* call, const range<T>& r, Fn& fn, const schedule& s, int root) {
+  using R = std::decay_t<std::invoke_result_t<Fn&, T>>;
+  const collective_call entered(comm, call);
+  const auto sig = signature_of<void, R>(call, r.size(), static_cast<std::uint64_t>(r.first()), s, root);
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, r.at_offset(i)); };
-  return map_positions(comm, r.size(), at, s, root);
+  return map_positions(comm, sig, r.size(), at, s, root);
 }
 
 template <class Item, class Fn>
-auto map_items(const communicator& comm, std::vector<Item>& items, Fn& fn, const schedule& s, int source, int root) {
+auto map_items(const communicator& comm, const char* call, std::vector<Item>& items, Fn& fn, const schedule& s,
+               int source, int root) {
+  using R = std::decay_t<std::invoke_result_t<Fn&, const Item&>>;
+  const collective_call entered(comm, call);
   broadcast(comm.native(), items, source);
+  const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
-  return map_positions(comm, static_cast<std::int64_t>(items.size()), at, s, root);
+  return map_positions(comm, sig, static_cast<std::int64_t>(items.size()), at, s, root);
 }
 
 }  // namespace detail
@@ -75,7 +84,7 @@ auto map_items(const communicator& comm, std::vector<Item>& items, Fn& fn, const
 template <index_type T, std::invocable<T> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map(const communicator& comm, range<T> r, Fn fn,
                                                            schedule s = {}) {
-  return detail::map_range(comm, r, fn, s, detail::all_ranks);
+  return detail::map_range(comm, "map", r, fn, s, detail::all_ranks);
 }
 
 /// Collective: as map over a range, but the results only on `root` (empty on the other ranks).
@@ -83,7 +92,7 @@ template <index_type T, std::invocable<T> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map_root(const communicator& comm, int root, range<T> r,
                                                                 Fn fn, schedule s = {}) {
   detail::check_root(comm, root);
-  return detail::map_range(comm, r, fn, s, root);
+  return detail::map_range(comm, "map_root", r, fn, s, root);
 }
 
 /// Collective, like Pool.map(f, items): fn(item) for each item of `items` as given on rank 0 (the
@@ -92,7 +101,7 @@ template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const communicator& comm,
                                                                      std::vector<Item> items, Fn fn,
                                                                      schedule s = {}) {
-  return detail::map_items(comm, items, fn, s, 0, detail::all_ranks);
+  return detail::map_items(comm, "map of items", items, fn, s, 0, detail::all_ranks);
 }
 
 /// Collective: fn(item) for each item of `items` as given on `root`, the results in input order on
@@ -102,7 +111,7 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map_root(const
                                                                           std::vector<Item> items, Fn fn,
                                                                           schedule s = {}) {
   detail::check_root(comm, root);
-  return detail::map_items(comm, items, fn, s, root, root);
+  return detail::map_items(comm, "map_root of items", items, fn, s, root, root);
 }
 
 }  // namespace mpiproc

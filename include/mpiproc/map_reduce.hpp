@@ -1,6 +1,7 @@
 #pragma once
 
 #include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/reduce_partials.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
@@ -29,12 +30,13 @@ inline void check_root(const communicator& comm, int root) {
 }
 
 /// The heart of every reduction: each rank folds the chunks it owns into one partial result with
-/// `fold(chunk, partial)`, the ranks agree on failures, then the partials are combined.
+/// `fold(chunk, partial)`, the ranks agree on failures and on the call, then the partials are
+/// combined. The caller holds the call's collective_call.
 template <class R, class Op, class Fold>
-std::optional<R> fold_and_reduce(const communicator& comm, std::int64_t n, const schedule& s, const Op& op, Fold&& fold,
-                                 int root) {
+std::optional<R> fold_and_reduce(const communicator& comm, const call_signature& sig, std::int64_t n,
+                                 const schedule& s, const Op& op, Fold&& fold, int root) {
   R partial = identity_of<R>(op);
-  run_collectively(comm.native(), [&] {
+  run_collectively(comm.native(), sig, [&] {
     for_each_owned_chunk(comm, n, s, [&](const chunk& c) { fold(c, partial); });
   });
   return reduce_partials(comm, std::move(partial), op, root);
@@ -47,10 +49,11 @@ template <class T, class Fn, class Op>
 using chunk_result_t = typename reduction_result<Op, std::invoke_result_t<Fn&, range<T>>>::type;
 
 template <class T, class Fn, class Op>
-std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicator& comm, const range<T>& r, Fn& fn,
-                                                               const Op& op, const schedule& s, int root) {
+std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicator& comm, const call_signature& sig,
+                                                               const range<T>& r, Fn& fn, const Op& op,
+                                                               const schedule& s, int root) {
   using R = element_result_t<T, Fn, Op>;
-  return fold_and_reduce<R>(comm, r.size(), s, op,
+  return fold_and_reduce<R>(comm, sig, r.size(), s, op,
                             [&](const chunk& c, R& partial) {
                               // A local accumulator keeps the hot loop in registers, as in hand-written code.
                               R acc = std::move(partial);
@@ -70,7 +73,10 @@ std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicato
 template <index_type T, std::invocable<T> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<T, Fn, Op>>
 detail::element_result_t<T, Fn, Op> map_reduce(const communicator& comm, range<T> r, Fn fn, Op op, schedule s = {}) {
-  return *detail::map_reduce_elements(comm, r, fn, op, s, detail::all_ranks);
+  const detail::collective_call entered(comm, "map_reduce");
+  const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
+      "map_reduce", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
+  return *detail::map_reduce_elements(comm, sig, r, fn, op, s, detail::all_ranks);
 }
 
 /// Collective: as map_reduce, but the result only on `root` (std::nullopt on the other ranks),
@@ -80,7 +86,10 @@ template <index_type T, std::invocable<T> Fn, class Op>
 std::optional<detail::element_result_t<T, Fn, Op>> map_reduce_root(const communicator& comm, int root, range<T> r,
                                                                    Fn fn, Op op, schedule s = {}) {
   detail::check_root(comm, root);
-  return detail::map_reduce_elements(comm, r, fn, op, s, root);
+  const detail::collective_call entered(comm, "map_reduce_root");
+  const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
+      "map_reduce_root", r.size(), static_cast<std::uint64_t>(r.first()), s, root);
+  return detail::map_reduce_elements(comm, sig, r, fn, op, s, root);
 }
 
 /// Collective: the chunk form of map_reduce. fn receives whole sub-ranges of `r` (the chunks `s`
@@ -91,7 +100,10 @@ template <index_type T, std::invocable<range<T>> Fn, class Op>
 detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, range<T> r, Fn fn, Op op,
                                                     schedule s = {}) {
   using R = detail::chunk_result_t<T, Fn, Op>;
-  return *detail::fold_and_reduce<R>(comm, r.size(), s, op,
+  const detail::collective_call entered(comm, "map_reduce_chunks");
+  const auto sig = detail::signature_of<Op, R>("map_reduce_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s,
+                                               detail::all_ranks);
+  return *detail::fold_and_reduce<R>(comm, sig, r.size(), s, op,
                                      [&](const detail::chunk& c, R& partial) {
                                        detail::for_each_subrange(r, c, [&](const range<T>& sub) {
                                          partial = op(std::move(partial), std::invoke(fn, sub));
@@ -106,10 +118,24 @@ template <class Item, std::invocable<const Item&> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<const Item&, Fn, Op>>
 detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& comm, std::vector<Item> items, Fn fn,
                                                          Op op, schedule s = {}) {
+  using R = detail::element_result_t<const Item&, Fn, Op>;
+  const detail::collective_call entered(comm, "map_reduce");
   detail::broadcast(comm.native(), items, 0);
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
   const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
-  return *detail::map_reduce_elements(comm, positions, at, op, s, detail::all_ranks);
+  const auto sig = detail::signature_of<Op, R>("map_reduce of items", positions.size(), 0, s, detail::all_ranks);
+  return *detail::map_reduce_elements(comm, sig, positions, at, op, s, detail::all_ranks);
+  const auto n = static_cast<std::int64_t>(items.size());
+  return *detail::fold_and_reduce<R>(comm, sig, n, s, op,
+                                     [&](const detail::chunk& c, R& partial) {
+                                       R acc = std::move(partial);
+                                       detail::for_each_item(range<std::int64_t>{0, n}, c, [&](std::int64_t i) {
+                                         acc = op(std::move(acc),
+                                                  std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]));
+                                       });
+                                       partial = std::move(acc);
+                                     },
+                                     detail::all_ranks);
 }
 
 }  // namespace mpiproc

@@ -42,6 +42,8 @@ class chunk_counter {
   void cancel(std::uint64_t end);
   /// Collective: frees the window now; later calls do nothing.
   void release() noexcept;
+  /// Not collective: leaves without freeing, while an exception unwinds (see shared_segment).
+  void abandon() noexcept;
 
  private:
   std::size_t slot() const noexcept { return (loop_ - 1) % 2 * 8; }

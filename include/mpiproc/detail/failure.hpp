@@ -1,5 +1,7 @@
 #pragma once
 
+#include <mpiproc/detail/collective.hpp>
+
 #include <mpi.h>
 
 #include <exception>
@@ -8,9 +10,11 @@
 namespace mpiproc::detail {
 
 /// Collective: if `local` holds an exception on any rank, throws the same remote_error (naming the
-/// lowest failing rank and its message) on every rank; otherwise returns. One small allreduce when
-/// nothing failed.
-void agree_on_failure(MPI_Comm comm, std::exception_ptr local);
+/// lowest failing rank and its message) on every rank, or usage_error if that rank's exception was
+/// one (misuse); otherwise returns. With a signature, ranks whose calls differ (another range,
+/// schedule, root or operation) all throw usage_error naming the two calls instead. One small
+/// allreduce when nothing failed.
+void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature = nullptr);
 
 /// Breaks the shared state made on `comm` because this rank's part failed with `failure`: in the
 /// name of this rank (`rank`, numbered as the error agreement numbers it) for a failure of its own,
@@ -19,15 +23,16 @@ void break_for_failure(MPI_Comm comm, int rank, const std::exception_ptr& failur
 
 /// Runs this rank's part of a collective operation, then agrees with the other ranks on whether
 /// any part failed, so that an exception on one rank reaches all and nobody waits forever.
+/// The caller holds the call's collective_call.
 template <class Work>
-void run_collectively(MPI_Comm comm, Work&& work) {
+void run_collectively(MPI_Comm comm, const call_signature& signature, Work&& work) {
   std::exception_ptr failure;
   try {
     std::forward<Work>(work)();
   } catch (...) {
     failure = std::current_exception();
   }
-  agree_on_failure(comm, failure);
+  agree_on_failure(comm, failure, &signature);
 }
 
 }  // namespace mpiproc::detail

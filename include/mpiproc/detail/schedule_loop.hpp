@@ -30,6 +30,9 @@ std::vector<std::int64_t> guided_bounds(std::int64_t n, int ranks, std::int64_t 
 class chunk_source {
  public:
   chunk_source(const communicator& comm, std::int64_t n, const schedule& s);
+  /// Collective, at the start of every map call on `comm` whatever its schedule (see
+  /// collective_call): makes the shared counter on the first call and starts a loop on it.
+  static void prepare(const communicator& comm);
   /// The next chunk of this rank into `c`; false when there is none left.
   bool next(chunk& c);
   /// This rank failed: make the other ranks stop taking shared chunks. Never throws.

@@ -66,7 +66,7 @@ class shared_segment {
   /// Collective over `comm` (which it duplicates): this rank contributes `bytes` bytes, a copy of
   /// `initial` or zeroed. With a handler (on every rank) it takes the messages path.
   shared_segment(MPI_Comm comm, std::size_t bytes, const void* initial = nullptr, handler answer = {});
-  /// Collective (see release()); skipped while an exception unwinds, leaving it to MPI_Finalize.
+  /// Collective (see release()); while an exception unwinds, abandon() instead.
   ~shared_segment();
   shared_segment(const shared_segment&) = delete;
   shared_segment& operator=(const shared_segment&) = delete;
@@ -117,8 +117,12 @@ class shared_segment {
   /// Whether this rank broke the segment or saw a wait end because it was broken.
   bool broken() const noexcept;
 
-  /// Collective: frees the window or leaves the service; later operations throw usage_error.
+  /// Collective: frees the window or leaves the service; later operations throw usage_error. If a
+  /// rank abandoned the segment, nobody frees it (it stays until the program ends) and this returns.
   void release() noexcept;
+  /// Not collective: this rank leaves the segment without freeing it (its destructor does this
+  /// while an exception unwinds), so that the other ranks' release() returns instead of waiting.
+  void abandon() noexcept;
   /// Whether this segment uses the messages path.
   bool by_messages() const noexcept;
 
