@@ -14,7 +14,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -314,14 +313,6 @@ rate_row compare_shared(const mpiproc::communicator& world, const std::string& w
   return r;
 }
 
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> parts;
-  std::stringstream in(text);
-  for (std::string part; std::getline(in, part, ',');)
-    if (!part.empty()) parts.push_back(part);
-  return parts;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -335,36 +326,33 @@ int main(int argc, char** argv) {
   std::int64_t primes_n = 10'000'000, sum_last = 50'000'000, fact_max = 12'000;
   int sum_repeat = 2, trials = 5;
   std::string workloads_list = "primes,rangesum,factorials,counter,lock,lock_incr,pipe_rtt,pipe_bw,queue,dict", schedules_list = "block,cyclic,dynamic,guided";
-  cli.add_option("--primes", primes_n, "N for primes in [1, N]")->check(CLI::PositiveNumber)->capture_default_str();
-  cli.add_option("--rangesum", sum_last, "rangesum sums [0, this)")->check(CLI::PositiveNumber)->capture_default_str();
-  cli.add_option("--rangesum-repeat", sum_repeat, "rangesum repeats per run (the seed: 2)")->check(CLI::Range(1, 1000))->capture_default_str();
-  cli.add_option("--factorials", fact_max, "K for factorials of [1, K]")->check(CLI::Range(1, 1'000'000))->capture_default_str();
-  cli.add_option("--trials", trials, "Runs of each version; the fastest counts")->check(CLI::Range(1, 100))->capture_default_str();
+  cli.add_option("--primes", primes_n, "N for primes in [1, N]")->transform(app::whole_number(std::int64_t{1}, std::int64_t{1} << 40))->capture_default_str();
+  cli.add_option("--rangesum", sum_last, "rangesum sums [0, this)")->transform(app::whole_number(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()))->capture_default_str();
+  cli.add_option("--rangesum-repeat", sum_repeat, "rangesum repeats per run (the seed: 2)")->transform(app::whole_number(1, 1000))->capture_default_str();
+  cli.add_option("--factorials", fact_max, "K for factorials of [1, K]")->transform(app::whole_number(std::int64_t{1}, std::int64_t{1'000'000}))->capture_default_str();
+  cli.add_option("--trials", trials, "Runs of each version; the fastest counts")->transform(app::whole_number(1, 100))->capture_default_str();
   cli.add_option("--workloads", workloads_list,
                  "Comma-separated: primes, rangesum, factorials (per schedule); counter (fetch_add), lock (lock + "
                  "unlock), lock_incr (locked increment); pipe_rtt, pipe_bw (1 MiB), queue (1 producer), dict "
                  "(atomic updates), which need 2 ranks")
-      ->check([](const std::string& v) {
-        for (const auto& w : split(v))
-          if (w != "primes" && w != "rangesum" && w != "factorials" && w != "counter" && w != "lock" && w != "lock_incr" &&
-              !bench::is_channel_workload(w))
-            return "unknown workload '" + w + "'";
-        return std::string();
-      })
+      ->check(app::name_list(
+          [](const std::string& w) {
+            return w == "primes" || w == "rangesum" || w == "factorials" || w == "counter" || w == "lock" ||
+                   w == "lock_incr" || bench::is_channel_workload(w);
+          },
+          "workload"))
       ->capture_default_str();
   cli.add_option("--schedules", schedules_list, "Comma-separated: block, cyclic, dynamic, guided")
-      ->check([](const std::string& v) {
-        for (const auto& s : split(v))
-          if (s != "block" && s != "cyclic" && s != "dynamic" && s != "guided") return "unknown schedule '" + s + "'";
-        return std::string();
-      })
+      ->check(app::name_list(
+          [](const std::string& s) { return s == "block" || s == "cyclic" || s == "dynamic" || s == "guided"; },
+          "schedule"))
       ->capture_default_str();
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "bench", [&] {
     std::vector<row> rows;
     const bool rma = raw_rma_works(world.native());
-    for (const auto& w : split(workloads_list)) {
+    for (const auto& w : app::split_list(workloads_list)) {
       if (bench::is_channel_workload(w)) {
         bench::compare_channel(world, w, trials);
         continue;
@@ -379,7 +367,7 @@ int main(int argc, char** argv) {
         }
         continue;
       }
-      for (const auto& s : split(schedules_list)) {
+      for (const auto& s : app::split_list(schedules_list)) {
         const bool raw = rma || s == "block" || s == "cyclic" || world.size() == 1;
         if (w == "primes")
           rows.push_back(compare(world, w, 1, primes_n + 1, s, trials, 1, raw, workloads::prime_or_zero));

@@ -8,11 +8,19 @@
 #include <CLI/CLI.hpp>
 #include <mpi.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
 
 namespace app {
 
@@ -33,6 +41,87 @@ inline std::optional<int> parse(CLI::App& cli, int argc, char** argv, const mpip
   }
 }
 
+// Numbers on the command line, checked in one place for every program. CLI11 alone reads "010"
+// as octal 8 and "0x10" as 16, clamps 99999999999999999999 to 2^63 - 1, and lets nan through a
+// range check (every comparison with nan is false); these validators run first, refuse all of
+// that with a message, and hand CLI11 the number in plain decimal.
+
+/// The text of a whole number as a person writes it: an optional sign, then decimal digits only
+/// ("010" is ten; "0x10", "1e3", "10x", " 10" and "" are not numbers), in [low, high] (never
+/// clamped: out of range is an error).
+template <class T>
+CLI::Validator whole_number(T low, T high) {
+  static_assert(std::is_integral_v<T>);
+  const std::string range = "[" + std::to_string(low) + ", " + std::to_string(high) + "]";
+  return CLI::Validator(
+      [low, high, range](std::string& text) -> std::string {
+        const bool signed_text = !text.empty() && (text[0] == '+' || text[0] == '-');
+        const bool negative = signed_text && text[0] == '-';
+        const std::string_view bare = std::string_view(text).substr(signed_text ? 1 : 0);
+        const std::string_view digits = std::string_view(text).substr(signed_text && !negative ? 1 : 0);
+        if (bare.empty() || bare.find_first_not_of("0123456789") != std::string_view::npos)
+          return "'" + text + "' is not a whole number in decimal digits (expected one in " + range + ")";
+        T value{};
+        const auto [end, failure] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+        if (failure == std::errc::result_out_of_range || (failure == std::errc() && (value < low || value > high)) ||
+            (negative && std::is_unsigned_v<T>))
+          return text + " is out of range " + range;
+        if (failure != std::errc() || end != digits.data() + digits.size())
+          return "'" + text + "' is not a whole number in decimal digits (expected one in " + range + ")";
+        text = std::to_string(value);  // what CLI11 reads next: no leading zero to take for octal
+        return {};
+      },
+      range);
+}
+
+/// A number of seconds in [low, high], finite: "0.5", "2", "1e-3" are; "nan", "inf", "-1",
+/// "0x1p3" and "1s" are not.
+inline CLI::Validator seconds(double low, double high) {
+  std::ostringstream bounds;
+  bounds << "[" << low << ", " << high << "]";
+  const std::string range = bounds.str();
+  return CLI::Validator(
+      [low, high, range](std::string& text) -> std::string {
+        const std::string_view digits = std::string_view(text).substr(!text.empty() && text[0] == '+' ? 1 : 0);
+        double value = 0;
+        const auto [end, failure] =
+            std::from_chars(digits.data(), digits.data() + digits.size(), value, std::chars_format::general);
+        if (failure == std::errc::result_out_of_range) return text + " seconds is out of range " + range;
+        if (failure != std::errc() || end != digits.data() + digits.size() || !std::isfinite(value))
+          return "'" + text + "' is not a finite number of seconds (expected one in " + range + ")";
+        if (!(value >= low && value <= high)) return text + " seconds is out of range " + range;
+        char out[64];
+        text.assign(out, std::to_chars(out, out + sizeof out, value).ptr);  // exact, for CLI11 to read
+        return {};
+      },
+      range + " s");
+}
+
+/// The items of a comma-separated list, empty ones left out.
+inline std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+/// A comma-separated list of at least one name, each one that `known` accepts (which returns
+/// why not, or "" if it does): "", "," and "lock,,atomic" are refused rather than run as fewer.
+inline CLI::Validator name_list(std::function<bool(const std::string&)> known, std::string what) {
+  return CLI::Validator(
+      [known = std::move(known), what](const std::string& text) -> std::string {
+        if (text.empty()) return "an empty list: give at least one " + what;
+        std::stringstream in(text + ",");  // so that a trailing comma shows as an empty name
+        for (std::string name; std::getline(in, name, ',');) {
+          if (name.empty()) return "an empty " + what + " in '" + text + "'";
+          if (!known(name)) return "unknown " + what + " '" + name + "'";
+        }
+        return {};
+      },
+      "");
+}
+
 /// Adds --schedule (block, cyclic, dynamic, guided) and --chunk to `cli`.
 struct schedule_option {
   std::string name;
@@ -43,7 +132,7 @@ struct schedule_option {
         ->check(CLI::IsMember({"block", "cyclic", "dynamic", "guided"}))
         ->capture_default_str();
     cli.add_option("--chunk", chunk, "Chunk size for cyclic/dynamic (minimum chunk for guided); 0 = automatic")
-        ->check(CLI::NonNegativeNumber)
+        ->transform(whole_number<std::int64_t>(0, std::numeric_limits<std::int64_t>::max()))
         ->capture_default_str();
   }
 

@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -41,22 +40,16 @@ int main(int argc, char** argv) {
                "counter"};
   long n = 100'000;
   std::string ways = "lock,atomic";
-  cli.add_option("-n,--increments", n, "Increments per rank")->check(CLI::Range(1L, 1'000'000'000L))->capture_default_str();
+  cli.add_option("-n,--increments", n, "Increments per rank")->transform(app::whole_number(1L, 1'000'000'000L))->capture_default_str();
   cli.add_option("--ways", ways, "Comma-separated: lock, atomic, unlocked")
-      ->check([](const std::string& v) {
-        std::stringstream in(v);
-        for (std::string w; std::getline(in, w, ',');)
-          if (w != "lock" && w != "atomic" && w != "unlocked") return "unknown way '" + w + "'";
-        return std::string();
-      })
+      ->check(app::name_list([](const std::string& w) { return w == "lock" || w == "atomic" || w == "unlocked"; }, "way"))
       ->capture_default_str();
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "counter", [&] {
     const std::int64_t expected = static_cast<std::int64_t>(n) * world.size();
     bool wrong = false;
-    std::stringstream in(ways);
-    for (std::string way; std::getline(in, way, ',');) {
+    for (const std::string& way : app::split_list(ways)) {
       if (way == "atomic") {
         mpiproc::counter shared(world);
         const double rate = timed(world, n, [&] { shared.fetch_add(1); });

@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
                "Example: mpirun -np 4 factorials --max 12000",
                "factorials"};
   long max = 12'000;
-  cli.add_option("-k,--max", max, "Largest k")->check(CLI::Range(1L, 10'000'000L))->capture_default_str();
+  cli.add_option("-k,--max", max, "Largest k")->transform(app::whole_number(1L, 10'000'000L))->capture_default_str();
   app::schedule_option schedule{cli, "dynamic"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 

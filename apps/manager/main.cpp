@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
                "manager"};
   long updates = 0;
   cli.add_option("--updates", updates, "Atomic increments of one dict entry per rank (0: none)")
-      ->check(CLI::Range(0L, 1'000'000'000L))
+      ->transform(app::whole_number(0L, 1'000'000'000L))
       ->capture_default_str();
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 

@@ -97,9 +97,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"seed", "pingpong", "bandwidth"}))
       ->capture_default_str();
   cli.add_option("--rounds", rounds, "Round trips (pingpong, default 100000) or messages (bandwidth, default 200)")
-      ->check(CLI::Range(1L, 1'000'000'000L));
+      ->transform(app::whole_number(1L, 1'000'000'000L));
   cli.add_option("--size", size, "Bytes per message (bandwidth)")
-      ->check(CLI::Range(0L, 1L << 30))
+      ->transform(app::whole_number(0L, 1L << 30))
       ->capture_default_str();
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 

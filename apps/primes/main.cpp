@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
                "primes"};
   std::int64_t n = 10'000'000;
   bool list = false;
-  cli.add_option("-n,--max", n, "Upper end N of [1, N]")->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))->capture_default_str();
+  cli.add_option("-n,--max", n, "Upper end N of [1, N]")->transform(app::whole_number(std::int64_t{1}, std::int64_t{1} << 40))->capture_default_str();
   cli.add_flag("--list", list, "Also print every prime, in order");
   app::schedule_option schedule{cli, "dynamic"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;

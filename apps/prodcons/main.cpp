@@ -103,12 +103,16 @@ int main(int argc, char** argv) {
   double delay = 0.1;
   std::uint64_t capacity = 0;
   cli.add_option("-n,--items", items, "Volume mode: this many numbers, as fast as they go")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}));
+      ->transform(app::whole_number(std::int64_t{1}, std::int64_t{1'000'000'000}));
   cli.add_option("--delay", delay, "Seconds between the producer's puts (the seed: 0.5; not with -n)")
-      ->check(CLI::Range(0.0, 3600.0))
+      ->transform(app::seconds(0.0, 3600.0))
       ->capture_default_str();
-  cli.add_option("--capacity", capacity, "Items the queue holds at most (0: as many as its ring holds on one node)")
-      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{100'000'000}))
+  // On one node rank 0 makes the queue's whole ring at once, a slot per item of the capacity (up to
+  // 256 bytes each for the seed's strings): 10,000,000 would take gigabytes for 5 items.
+  cli.add_option("--capacity", capacity,
+                 "Items the queue holds at most (0: as many as its ring holds on one node); at most 1048576, since "
+                 "rank 0 sets aside room for all of them at once (up to 256 bytes an item)")
+      ->transform(app::whole_number(std::uint64_t{0}, std::uint64_t{1} << 20))
       ->capture_default_str();
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 

@@ -5,6 +5,7 @@
 #include <app.hpp>
 
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -34,9 +35,10 @@ int main(int argc, char** argv) {
                "rangesum"};
   std::int64_t first = 0, last = 50'000'000;
   int repeat = 2;
-  cli.add_option("--first", first, "First integer of the range")->capture_default_str();
-  cli.add_option("--last", last, "One past the last integer of the range")->capture_default_str();
-  cli.add_option("--repeat", repeat, "How many times to compute the sum")->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  constexpr auto low = std::numeric_limits<std::int64_t>::min(), high = std::numeric_limits<std::int64_t>::max();
+  cli.add_option("--first", first, "First integer of the range")->transform(app::whole_number(low, high))->capture_default_str();
+  cli.add_option("--last", last, "One past the last integer of the range")->transform(app::whole_number(low, high))->capture_default_str();
+  cli.add_option("--repeat", repeat, "How many times to compute the sum")->transform(app::whole_number(1, 1'000'000))->capture_default_str();
   bool as_roles = false;
   cli.add_flag("--roles", as_roles,
                "Run the repeats at the same time, each on its own group of ranks (the seed's Processes)");

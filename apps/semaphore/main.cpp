@@ -19,9 +19,9 @@ int main(int argc, char** argv) {
   int workers = 6, slots = 2;
   double hold = 0.5;
   bool verbose = false;
-  cli.add_option("-w,--workers", workers, "Workers in all")->check(CLI::Range(1, 1'000'000))->capture_default_str();
-  cli.add_option("-s,--slots", slots, "Workers allowed inside at once")->check(CLI::Range(1, 1'000'000))->capture_default_str();
-  cli.add_option("--hold", hold, "Seconds each worker stays inside (the seed: 2)")->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+  cli.add_option("-w,--workers", workers, "Workers in all")->transform(app::whole_number(1, 1'000'000))->capture_default_str();
+  cli.add_option("-s,--slots", slots, "Workers allowed inside at once")->transform(app::whole_number(1, 1'000'000))->capture_default_str();
+  cli.add_option("--hold", hold, "Seconds each worker stays inside (the seed: 2)")->transform(app::seconds(0.0, 3600.0))->capture_default_str();
   cli.add_flag("-v,--verbose", verbose, "Print each worker's start and end");
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
                "Example: mpirun -np 2 shared_value",
                "shared_value"};
   int length = 10;
-  cli.add_option("-n,--length", length, "Array length")->check(CLI::Range(0, 100'000'000))->capture_default_str();
+  cli.add_option("-n,--length", length, "Array length")->transform(app::whole_number(0, 100'000'000))->capture_default_str();
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "shared_value", [&] {

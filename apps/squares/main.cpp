@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
                "Example: mpirun -np 3 squares",
                "squares"};
   long count = 10;
-  cli.add_option("-n,--count", count, "How many squares")->check(CLI::Range(0L, 100'000'000L))->capture_default_str();
+  cli.add_option("-n,--count", count, "How many squares")->transform(app::whole_number(0L, 100'000'000L))->capture_default_str();
   app::schedule_option schedule{cli, "cyclic"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 

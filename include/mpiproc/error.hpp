@@ -43,6 +43,14 @@ class index_error : public error {
   using error::error;
 };
 
+/// A value that is not there or does not fit, like Python's ValueError: shared_list::remove or
+/// index of an item the list does not hold, a slice step of 0, or a slice assignment of the wrong
+/// length to an extended slice.
+class value_error : public error {
+ public:
+  using error::error;
+};
+
 /// A barrier that was aborted, reset while ranks waited, or whose wait timed out, like Python's
 /// threading.BrokenBarrierError: every wait on it throws this until reset().
 class broken_barrier_error : public error {

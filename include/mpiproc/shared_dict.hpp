@@ -4,9 +4,14 @@
 #include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/dict_store.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 
 namespace mpiproc {
 
@@ -18,9 +23,15 @@ namespace mpiproc {
 /// Keys and values travel as bytes (trivially copyable types as they are, others through
 /// Boost.Serialization: include the boost/serialization header for a standard container). Keys
 /// compare by those bytes. Construction is collective; one thread per rank at a time.
+///
+/// Order: each owner keeps its keys in the order they came in (a key set again keeps its place),
+/// and keys(), values(), items() and iteration go owner by owner from rank 0. On one rank that is
+/// Python's insertion order; on several, keys that different ranks own are not ordered by time.
 template <class K, class V>
 class shared_dict {
  public:
+  class iterator;
+
   /// Collective over `comm`: an empty dict.
   explicit shared_dict(const communicator& comm) : store_(comm.native()) {}
 
@@ -35,10 +46,40 @@ class shared_dict {
     if (auto value = get(key)) return *std::move(value);
     throw key_error("mpiproc::shared_dict: no such key");
   }
+  /// The value for `key`, or `fallback` if there is none (Python's get(key, default)).
+  V get(const K& key, const V& fallback) {
+    if (auto value = get(key)) return *std::move(value);
+    return fallback;
+  }
   bool contains(const K& key) { return store_.get(detail::to_bytes(key)).version != 0; }
   void set(const K& key, const V& value) { store_.set(detail::to_bytes(key), detail::to_bytes(value)); }
   /// Removes `key`; whether it was there.
   bool erase(const K& key) { return store_.erase(detail::to_bytes(key)); }
+
+  /// Removes `key` and returns its value, atomically (of ranks popping one key at once, one gets
+  /// it); key_error if there is none.
+  V pop(const K& key) {
+    if (auto value = store_.pop(detail::to_bytes(key))) return detail::from_bytes<V>(*value);
+    throw key_error("mpiproc::shared_dict: pop(key): no such key");
+  }
+  /// Removes `key` and returns its value, or returns `fallback` if there is none.
+  V pop(const K& key, const V& fallback) {
+    if (auto value = store_.pop(detail::to_bytes(key))) return detail::from_bytes<V>(*value);
+    return fallback;
+  }
+  /// Removes and returns an entry, atomically: the last key set (not set again) of those that the
+  /// first owner with any keeps, asking the calling rank's part first, then the next ranks'.
+  /// On one rank that is Python's LIFO order. key_error if every part was empty when asked.
+  std::pair<K, V> popitem() {
+    auto entry = store_.popitem();
+    if (!entry) throw key_error("mpiproc::shared_dict: popitem(): dictionary is empty");
+    return {detail::from_bytes<K>(entry->first), detail::from_bytes<V>(entry->second)};
+  }
+  /// Sets `key` to `value` if it has no value, and returns the value it has then, atomically: of
+  /// ranks calling this at once for a missing key, exactly one sets it and all get its value.
+  V setdefault(const K& key, const V& value) {
+    return detail::from_bytes<V>(store_.setdefault(detail::to_bytes(key), detail::to_bytes(value)));
+  }
 
   /// Atomically replaces the value for `key` with `change(current)` (current: empty if absent)
   /// and returns it: no other rank's change to that key comes between. `change` may run more
@@ -60,15 +101,64 @@ class shared_dict {
   /// The number of keys, summed over the owners (stale while others change the dict).
   std::uint64_t size() { return store_.size(); }
   void clear() { store_.clear(); }
-  /// A copy of every entry; each owner's keys are copied at one moment.
+  /// A copy of every entry, sorted by key; each owner's keys are copied at one moment.
   std::map<K, V> snapshot() {
     std::map<K, V> out;
     for (const auto& [key, value] : store_.entries())
       out.emplace(detail::from_bytes<K>(key), detail::from_bytes<V>(value));
     return out;
   }
+  /// Copies of the keys, the values and the entries, in the dict's order (see above); each
+  /// owner's part is copied at one moment.
+  std::vector<K> keys() { return decode<K>(store_.keys_or_values(true)); }
+  std::vector<V> values() { return decode<V>(store_.keys_or_values(false)); }
+  std::vector<std::pair<K, V>> items() {
+    std::vector<std::pair<K, V>> out;
+    for (const auto& [key, value] : store_.entries())
+      out.emplace_back(detail::from_bytes<K>(key), detail::from_bytes<V>(value));
+    return out;
+  }
+
+  /// `for (const auto& [key, value] : dict)` walks the entries of items(), taken by begin() (as
+  /// std::map gives pairs; Python's `for key in dict` is `for (K key : dict.keys())`).
+  iterator begin() { return iterator(std::make_shared<const std::vector<std::pair<K, V>>>(items())); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  /// An input iterator over a snapshot; it holds the snapshot, so it outlives the dict.
+  class iterator {
+   public:
+    using iterator_concept = std::input_iterator_tag;
+    using value_type = std::pair<K, V>;
+    using difference_type = std::ptrdiff_t;
+
+    iterator() = default;
+    const value_type& operator*() const { return (*entries_)[at_]; }
+    const value_type* operator->() const { return &(*entries_)[at_]; }
+    iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    void operator++(int) { ++at_; }
+    friend bool operator==(const iterator& i, std::default_sentinel_t) {
+      return !i.entries_ || i.at_ == i.entries_->size();
+    }
+
+   private:
+    friend class shared_dict;
+    explicit iterator(std::shared_ptr<const std::vector<value_type>> entries) : entries_(std::move(entries)) {}
+    std::shared_ptr<const std::vector<value_type>> entries_;
+    std::size_t at_ = 0;
+  };
 
  private:
+  template <class T>
+  static std::vector<T> decode(const std::vector<std::string>& bytes) {
+    std::vector<T> out;
+    out.reserve(bytes.size());
+    for (const std::string& b : bytes) out.push_back(detail::from_bytes<T>(b));
+    return out;
+  }
+
   detail::dict_store store_;
 };
 

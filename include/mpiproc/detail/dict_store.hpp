@@ -14,7 +14,8 @@ namespace mpiproc::detail {
 
 /// The untyped part of a shared dict: keys and values as bytes, each key kept by the rank its hash
 /// picks, in that rank's memory, served by its service thread (so a busy owner still answers).
-/// Every entry has a version, new on each change, for compare-and-set updates.
+/// Every entry has a version, new on each change, for compare-and-set updates. Each owner keeps its
+/// keys in the order they came in, as a Python dict does.
 class dict_store {
  public:
   struct found {
@@ -33,8 +34,18 @@ class dict_store {
   bool erase(const std::string& key);
   std::uint64_t size();
   void clear();
-  /// Every entry, each owner's part copied at one moment.
+  /// Removes `key` and returns its value, if it was there.
+  std::optional<std::string> pop(const std::string& key);
+  /// Removes and returns the last key to come in, from the first owner that has one: the calling
+  /// rank, then the next ranks (wrapping around). Nothing when each owner was empty when asked.
+  std::optional<std::pair<std::string, std::string>> popitem();
+  /// Sets `key` to `value` unless it has a value; returns the value it has then.
+  std::string setdefault(const std::string& key, const std::string& value);
+  /// Every entry, owner by owner (rank 0 first), each in the order its keys came in and copied at
+  /// one moment.
   std::vector<std::pair<std::string, std::string>> entries();
+  /// Only the keys (true) or the values, in the order of entries().
+  std::vector<std::string> keys_or_values(bool keys);
 
  private:
   int owner(const std::string& key) const;
