@@ -36,7 +36,9 @@ class barrier {
   /// returns this call's place in the round, 0 to parties - 1, in order of arrival. Throws
   /// broken_barrier_error if the barrier is or becomes broken, or breaks it and throws if the
   /// timeout passes before the round is complete (as Python's Barrier.wait).
-  std::uint64_t wait() { return wait_until_steady(default_timeout_ ? deadline_after(*default_timeout_) : std::nullopt); }
+  std::uint64_t wait() {
+    return wait_until_steady(default_timeout_ ? deadline_after(*default_timeout_) : std::nullopt);
+  }
   /// As wait(), with this timeout instead of the default one.
   template <class Rep, class Period>
   std::uint64_t wait(const std::chrono::duration<Rep, Period>& timeout) {
