@@ -17,7 +17,7 @@ void event::clear() {
 
 bool event::is_set() { return (word_->load(0, 0) & 1) != 0; }
 
-void event::wait() { wait_until_steady(std::nullopt); }
+bool event::wait() { return wait_until_steady(std::nullopt); }
 
 bool event::wait_until_steady(const detail::deadline& until) {
   const std::uint64_t seen = word_->load(0, 0);

@@ -16,12 +16,19 @@ class event {
   /// Collective over `comm`: starts clear.
   explicit event(const communicator& comm);
 
+  /// Sets the flag and wakes every rank waiting; not collective.
   void set();
+  /// Clears the flag; not collective.
   void clear();
   bool is_set();
-  /// Waits until the flag is set.
-  void wait();
-  /// Waits at most `timeout`; returns whether the flag was set (false: timed out).
+  /// Waits until the flag is set; returns true (the flag, as Python's Event.wait() does).
+  bool wait();
+  /// Waits at most `timeout`; returns whether the flag was set (false: timed out), as Python's
+  /// Event.wait(timeout).
+  template <class Rep, class Period>
+  bool wait(const std::chrono::duration<Rep, Period>& timeout) {
+    return wait_for(timeout);
+  }
   template <class Rep, class Period>
   bool wait_for(const std::chrono::duration<Rep, Period>& timeout) {
     return wait_until_steady(detail::clock::now() + std::chrono::ceil<detail::clock::duration>(timeout));

@@ -15,6 +15,8 @@
 #include <mpiproc/map_reduce.hpp>
 #include <mpiproc/pipe.hpp>
 #include <mpiproc/queue.hpp>
+#include <mpiproc/raw_array.hpp>
+#include <mpiproc/raw_value.hpp>
 #include <mpiproc/range.hpp>
 #include <mpiproc/reduction.hpp>
 #include <mpiproc/rlock.hpp>

@@ -15,8 +15,8 @@ namespace mpiproc {
 /// sleep rather than spin.
 class semaphore {
  public:
-  /// Collective over `comm`: starts with `initial` units.
-  semaphore(const communicator& comm, std::uint64_t initial);
+  /// Collective over `comm`: starts with `initial` units (1 by default, as Python's Semaphore()).
+  explicit semaphore(const communicator& comm, std::uint64_t initial = 1);
 
   void acquire();
   /// Takes a unit if one is free now.
@@ -48,7 +48,9 @@ class semaphore {
 /// releasing more than was acquired is a usage_error instead of a silent extra unit.
 class bounded_semaphore : public semaphore {
  public:
-  bounded_semaphore(const communicator& comm, std::uint64_t initial) : semaphore(comm, initial, initial) {}
+  /// Collective over `comm`: starts with, and may never exceed, `initial` units (1 by default, as
+  /// Python's BoundedSemaphore()).
+  explicit bounded_semaphore(const communicator& comm, std::uint64_t initial = 1) : semaphore(comm, initial, initial) {}
 };
 
 }  // namespace mpiproc
