@@ -238,3 +238,135 @@ TEST(ChannelMemory, QueuesMadeAndDroppedKeepMemoryFlat) {
               static_cast<long long>((after - before) >> 10));
   EXPECT_LT(after - before, std::int64_t{1} << 20) << "rank " << rank();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Queue: Python's put_nowait, get_nowait, full, put with a timeout; JoinableQueue
+
+TEST(QueuePython, NowaitCallsThrowFullAndEmptyAndTimedPutsGiveUp) {
+  mpiproc::queue<int> q(world(), {.capacity = 2});
+  if (rank() == 0) {
+    EXPECT_THROW(q.get_nowait(), mpiproc::queue_empty);
+    EXPECT_FALSE(q.full());
+    q.put_nowait(1);
+    EXPECT_TRUE(q.try_put(2));
+    EXPECT_TRUE(q.full());
+    EXPECT_EQ(q.size(), 2u);
+    EXPECT_THROW(q.put_nowait(3), mpiproc::queue_full);
+    EXPECT_FALSE(q.try_put(3));
+    EXPECT_FALSE(q.put_for(3, 20ms));
+    EXPECT_EQ(q.size(), 2u);  // the refused puts left nothing behind
+    EXPECT_EQ(q.get_nowait(), 1);
+    EXPECT_FALSE(q.full());
+    EXPECT_TRUE(q.put_for(3, 10s));
+    EXPECT_EQ(q.get_nowait(), 2);
+    EXPECT_EQ(q.get_nowait(), 3);
+    EXPECT_THROW(q.get_nowait(), mpiproc::queue_empty);
+    EXPECT_TRUE(q.empty());
+  }
+  world().barrier();
+  // A timed put waits for room that another rank makes.
+  if (size() > 1) {
+    if (rank() == 0) {
+      q.put(10);
+      q.put(11);
+    }
+    world().barrier();
+    if (rank() == 0) {
+      EXPECT_TRUE(q.put_for(12, 30s));
+    }
+    if (rank() == 1) {
+      EXPECT_EQ(q.get().value_or(-1), 10);
+    }
+    world().barrier();
+    if (rank() == 0) {
+      EXPECT_EQ(q.get_nowait(), 11);
+      EXPECT_EQ(q.get_nowait(), 12);
+    }
+  }
+  world().barrier();
+  if (rank() == 0) q.close();
+  world().barrier();
+  EXPECT_THROW(q.put_nowait(1), usage_error);
+  EXPECT_THROW(q.try_put(1), usage_error);
+  EXPECT_THROW(q.put_for(1, 1s), usage_error);
+  EXPECT_THROW(q.get_nowait(), mpiproc::queue_empty);  // closed and drained
+  EXPECT_TRUE(q.ended());
+}
+
+TEST(QueuePython, TryPutOnARingWithoutCapacityRefusesWhatTheSlotsCannotTakeNow) {
+  if (by_messages()) GTEST_SKIP() << "a queue over messages has no ring (and no limit without a capacity)";
+  mpiproc::queue<std::string> q(world(), {.slots = 4, .slot_bytes = 16});
+  if (rank() == 0) {
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(q.try_put(std::string(16, 'a')));  // three of four slots
+    EXPECT_FALSE(q.full());
+    EXPECT_FALSE(q.try_put(std::string(32, 'b')));  // needs two slots
+    EXPECT_FALSE(q.put_for(std::string(32, 'b'), 20ms));
+    EXPECT_TRUE(q.try_put(std::string(1, 'c')));
+    EXPECT_TRUE(q.full());
+    EXPECT_THROW(q.put_nowait(std::string(1, 'd')), mpiproc::queue_full);
+    EXPECT_EQ(q.size(), 4u);
+    EXPECT_EQ(q.get_nowait(), std::string(16, 'a'));
+    EXPECT_EQ(q.get_nowait(), std::string(16, 'a'));
+    EXPECT_TRUE(q.try_put(std::string(32, 'b')));
+    EXPECT_EQ(q.get_nowait(), std::string(16, 'a'));
+    EXPECT_EQ(q.get_nowait(), "c");
+    EXPECT_EQ(q.get_nowait(), std::string(32, 'b'));
+    EXPECT_TRUE(q.empty());
+  }
+  world().barrier();
+}
+
+TEST(JoinableQueue, JoinWaitsUntilEveryItemPutIsDone) {
+  mpiproc::joinable_queue<std::int64_t> q(world());
+  mpiproc::counter done(world());
+  q.join();  // nothing put: at once
+  const std::int64_t n = by_messages() ? 60 : 300;
+  if (rank() == 0) {
+    for (std::int64_t i = 0; i < n; ++i) q.put(i);
+    q.close();
+  }
+  std::int64_t sum = 0;
+  if (rank() != 0 || size() == 1)
+    while (auto item = q.get()) {
+      sum += *item;
+      done.fetch_add(1);
+      q.task_done();
+    }
+  q.join();  // every rank: returns once the last task is done
+  EXPECT_EQ(done.load(), static_cast<std::uint64_t>(n));
+  const std::vector<std::int64_t> sums = test::all_gather({sum});
+  std::int64_t total = 0;
+  for (std::int64_t s : sums) total += s;
+  EXPECT_EQ(total, n * (n - 1) / 2);
+  world().barrier();
+  EXPECT_THROW(q.task_done(), usage_error);  // more task_done than items, on every rank
+  EXPECT_TRUE(q.join_for(0s));
+  world().barrier();
+}
+
+TEST(JoinableQueue, JoinForTimesOutWhileATaskIsPendingAndPlainQueuesHaveNoTasks) {
+  mpiproc::joinable_queue<std::string> q(world());
+  if (rank() == 0) {
+    q.put("task");
+    EXPECT_FALSE(q.join_for(20ms));
+    EXPECT_EQ(q.get().value_or(""), "task");
+    EXPECT_FALSE(q.join_for(0s));  // taken is not done
+    q.task_done();
+    EXPECT_TRUE(q.join_for(10s));
+    EXPECT_THROW(q.task_done(), usage_error);
+    q.put("again");
+    EXPECT_FALSE(q.join_for(0s));  // the count stayed at zero after the refused task_done
+  }
+  world().barrier();
+  if (rank() == size() - 1) {
+    EXPECT_EQ(q.get().value_or(""), "again");
+    q.task_done();
+  }
+  q.join();
+  // A moved-from queue is a usage_error, not a crash.
+  mpiproc::queue<int> a(world());
+  mpiproc::queue<int> b(std::move(a));
+  EXPECT_THROW(a.put(1), usage_error);  // NOLINT(bugprone-use-after-move)
+  EXPECT_THROW(a.size(), usage_error);  // NOLINT(bugprone-use-after-move)
+  world().barrier();
+}
