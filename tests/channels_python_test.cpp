@@ -370,3 +370,75 @@ TEST(JoinableQueue, JoinForTimesOutWhileATaskIsPendingAndPlainQueuesHaveNoTasks)
   EXPECT_THROW(a.size(), usage_error);  // NOLINT(bugprone-use-after-move)
   world().barrier();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pipe: Python's send_bytes, recv_bytes, recv_bytes_into
+
+TEST(PipeBytes, SendBytesWithOffsetAndSizeAndRecvBytes) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  mpiproc::pipe<> p(world(), 0, 1);
+  if (rank() == 0) {
+    const std::string msg = "abcdefghijklmnopqrstuvwxyz";
+    p.send_bytes(msg);
+    p.send_bytes(msg, 24);
+    p.send_bytes(msg, 10, 5);
+    p.send_bytes(msg, 26);           // empty, as Python's send_bytes(msg, 26)
+    p.send_bytes(msg.data(), 3);     // pointer and length
+    p.send_bytes("literal");         // without its terminating zero
+    const std::vector<std::int32_t> numbers = {1, 2, 3, 4};
+    p.send_bytes(numbers, 4, 8);     // offset and size in bytes: the items 2 and 3
+    p.send_bytes(std::string(1 << 20, 'z'));  // large
+    EXPECT_THROW(p.send_bytes(msg, 27), usage_error);  // Python's ValueError: offset past the end
+    EXPECT_THROW(p.send_bytes(msg, 20, 7), usage_error);
+    EXPECT_THROW(p.send_bytes(nullptr, 1), usage_error);
+    p.send("a value, sent with send");
+    p.close();
+  }
+  if (rank() == 1) {
+    EXPECT_EQ(p.recv_bytes().value_or("<end>"), "abcdefghijklmnopqrstuvwxyz");
+    EXPECT_EQ(p.recv_bytes().value_or("<end>"), "yz");
+    EXPECT_EQ(p.recv_bytes().value_or("<end>"), "klmno");
+    EXPECT_EQ(p.recv_bytes().value_or("<end>"), "");
+    EXPECT_EQ(p.recv_bytes().value_or("<end>"), "abc");
+    EXPECT_EQ(p.recv_bytes().value_or("<end>"), "literal");
+    std::vector<std::int32_t> two(2);
+    EXPECT_EQ(p.recv_bytes_into(two).value_or(0), 8u);
+    EXPECT_EQ(two, (std::vector<std::int32_t>{2, 3}));
+    EXPECT_EQ(p.recv_bytes().value_or("").size(), std::size_t{1} << 20);
+    EXPECT_EQ(p.recv().value_or("<end>"), "a value, sent with send");
+    EXPECT_FALSE(p.recv_bytes().has_value());  // the end of stream, as Python's EOFError
+    EXPECT_FALSE(p.recv_bytes_into(two).has_value());
+  }
+  world().barrier();
+}
+
+TEST(PipeBytes, MessagesTooLongForTheBufferThrowBufferTooShortAndStayReadable) {
+  if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  mpiproc::pipe<> p(world(), 0, 1, mpiproc::pipe_mode::one_way);
+  const std::string longmsg(40, 'L');
+  if (rank() == 0) {
+    p.send_bytes(longmsg);
+    p.send_bytes(longmsg);
+    p.send_bytes("short");
+    p.send_bytes(std::string(100000, 'B'));
+  }
+  if (rank() == 1) {
+    std::string buffer(39, ' ');
+    EXPECT_THROW(p.recv_bytes_into(buffer), mpiproc::buffer_too_short);
+    EXPECT_EQ(buffer, std::string(39, ' '));  // untouched
+    EXPECT_THROW(p.recv_bytes(39), mpiproc::buffer_too_short);
+    EXPECT_EQ(p.recv_bytes(40).value_or(""), longmsg);  // still there
+    std::string big(50, '.');
+    EXPECT_THROW(p.recv_bytes_into(big, 11), mpiproc::buffer_too_short);  // 39 bytes from offset 11
+    EXPECT_EQ(p.recv_bytes_into(big, 10).value_or(0), 40u);
+    EXPECT_EQ(big, std::string(10, '.') + longmsg);
+    EXPECT_THROW(p.recv_bytes_into(big, 51), usage_error);  // Python's ValueError
+    char raw[8] = {};
+    EXPECT_EQ(p.recv_bytes_into(raw, sizeof raw).value_or(0), 5u);
+    EXPECT_EQ(std::string(raw, 5), "short");
+    EXPECT_THROW(p.recv_bytes_into(raw, sizeof raw), mpiproc::buffer_too_short);  // a large one, too
+    EXPECT_EQ(p.recv_bytes().value_or("").size(), 100000u);
+    EXPECT_THROW(p.send_bytes("x"), usage_error);  // the receiving end of a one-way pipe
+  }
+  world().barrier();
+}
