@@ -320,6 +320,7 @@ TEST(JoinableQueue, JoinWaitsUntilEveryItemPutIsDone) {
   mpiproc::joinable_queue<std::int64_t> q(world());
   mpiproc::counter done(world());
   q.join();  // nothing put: at once
+  world().barrier();  // (else a rank still here would wait for the items rank 0 now puts)
   const std::int64_t n = by_messages() ? 60 : 300;
   if (rank() == 0) {
     for (std::int64_t i = 0; i < n; ++i) q.put(i);
