@@ -3,6 +3,7 @@
 #include <mpiproc/detail/chunk_counter.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/finalize_hook.hpp>
+#include <mpiproc/detail/pipe_channel.hpp>
 #include <mpiproc/error.hpp>
 
 #include <exception>
@@ -22,7 +23,10 @@ struct mpi_handles {
 
   void release() noexcept {
     if (counter) counter->release();
-    if (channels != MPI_COMM_NULL) MPI_Comm_free(&channels);
+    if (channels != MPI_COMM_NULL) {
+      forget_pipe_drains(channels);
+      MPI_Comm_free(&channels);
+    }
     if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
 };

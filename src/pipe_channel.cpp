@@ -4,7 +4,11 @@
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/transport.hpp>
 
+#include <algorithm>
+#include <list>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace mpiproc::detail {
 
@@ -12,7 +16,80 @@ namespace {
 // Messages up to this size go out at once in Open MPI (its eager limits, headers included, are 4 KiB in shared memory
 // and 64 KiB over TCP), so a plain send never waits for the other end; larger ones are watched.
 constexpr std::size_t eager_bytes = 1024;
+
+/// What a closed end still has to receive from the other end, so that no message of a dropped pipe
+/// stays in MPI's queue of unexpected messages for good (about 1 KB each, and every later match
+/// searches past them): the data it never read, and the other end's end of stream, whenever that
+/// comes. A receive is posted for the end of stream; the data is taken once it has come.
+struct drain {
+  MPI_Comm comm;
+  int peer, data_tag, broken_tag;
+  MPI_Request end;
+
+  /// Receives (and drops) what has come; true once the end of stream has, with everything before it.
+  bool progress() noexcept {
+    int done = 0;
+    if (MPI_Test(&end, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) done = 1;  // give up on a broken receive
+    take_all(broken_tag);
+    // Data only after the end of stream (everything sent before it is here by then): a large send
+    // that waits meanwhile sees this end closed and fails, rather than seem to be received.
+    if (done) take_all(data_tag);
+    return done != 0;
+  }
+
+  void take_all(int tag) noexcept {
+    std::vector<char> sink;
+    for (;;) {
+      int found = 0;
+      MPI_Message message = MPI_MESSAGE_NULL;
+      MPI_Status status;
+      if (MPI_Improbe(peer, tag, comm, &found, &message, &status) != MPI_SUCCESS || !found) return;
+      int bytes = 0;
+      MPI_Get_count(&status, MPI_BYTE, &bytes);
+      sink.resize(static_cast<std::size_t>(std::max(bytes, 0)));
+      MPI_Mrecv(sink.data(), bytes, MPI_BYTE, &message, MPI_STATUS_IGNORE);
+    }
+  }
+
+  void cancel() noexcept {
+    if (end == MPI_REQUEST_NULL) return;
+    MPI_Cancel(&end);
+    MPI_Wait(&end, MPI_STATUS_IGNORE);
+  }
+};
+
+struct drains {
+  std::mutex mutex;
+  std::list<drain> pending;
+};
+
+drains& the_drains() {
+  static drains d;
+  return d;
+}
+
+/// Moves the oldest few drains on (each pipe made or closed calls it, so the work per pipe stays
+/// constant however many wait for an other end that stays open).
+void progress_drains(std::list<drain>& pending) noexcept {
+  for (int i = 0; i < 8 && !pending.empty(); ++i) {
+    if (pending.front().progress()) {
+      pending.pop_front();
+    } else {
+      pending.splice(pending.end(), pending, pending.begin());
+    }
+  }
+}
 }  // namespace
+
+void forget_pipe_drains(MPI_Comm channels) noexcept {
+  auto& d = the_drains();
+  std::lock_guard guard(d.mutex);
+  d.pending.remove_if([&](drain& x) {
+    if (x.comm != channels) return false;
+    x.cancel();
+    return true;
+  });
+}
 
 struct pipe_channel::state : breakable {
   communicator owner;  // keeps the channels communicator alive
@@ -27,7 +104,7 @@ struct pipe_channel::state : breakable {
   explicit state(const communicator& c) : owner(c) {}
 
   void poison(int failed_rank) noexcept override {
-    if (peer < 0 || mpi_finalizing()) return;
+    if (peer < 0 || closed || mpi_finalizing()) return;  // a closed end's peer no longer listens
     failed_sent = failed_rank;  // the send reads it after this returns
     MPI_Request sent = MPI_REQUEST_NULL;  // never waits for the other end
     if (MPI_Isend(&failed_sent, 1, MPI_INT, peer, broken_tag, comm, &sent) == MPI_SUCCESS) MPI_Request_free(&sent);
@@ -102,6 +179,9 @@ pipe_channel::pipe_channel(const communicator& comm, int first, int second, bool
     s.receives = duplex || rank == second;
   }
   register_breakable(comm.native(), state_);
+  auto& d = the_drains();
+  std::lock_guard guard(d.mutex);
+  progress_drains(d.pending);
 }
 
 pipe_channel::~pipe_channel() {
@@ -118,6 +198,12 @@ bool pipe_channel::closed() const noexcept { return state_->closed; }
 void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) {
   state& s = *state_;
   s.check(s.sends, "send");
+  // An end that closed takes nothing more: refuse now rather than lose the message or wait for good.
+  if (s.ended || s.other_end_stopped()) {
+    s.check_broken();
+    throw usage_error("mpiproc: pipe send to rank " + std::to_string(s.peer) + ", whose end is closed (as Python's "
+                      "BrokenPipeError)");
+  }
   int item_bytes = 0;
   MPIPROC_CHECK(MPI_Type_size(type, &item_bytes));
   if (count * static_cast<std::size_t>(item_bytes) <= eager_bytes) {
@@ -137,7 +223,8 @@ void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) 
       MPI_Cancel(&pending);
       MPI_Request_free(&pending);
       s.check_broken();
-      throw error("mpiproc: pipe send to rank " + std::to_string(s.peer) + ", whose end is closed");
+      throw usage_error("mpiproc: pipe send to rank " + std::to_string(s.peer) + ", whose end closed before taking "
+                        "the message (as Python's BrokenPipeError)");
     }
     patience.pause();
   }
@@ -215,6 +302,14 @@ void pipe_channel::close() {
   MPI_Request sent = MPI_REQUEST_NULL;  // the other end may never read it
   MPIPROC_CHECK(MPI_Isend(nullptr, 0, MPI_BYTE, s.peer, s.end_tag, s.comm, &sent));
   MPIPROC_CHECK(MPI_Request_free(&sent));
+  auto& d = the_drains();
+  std::lock_guard guard(d.mutex);
+  if (!s.ended) {  // the other end's end of stream, and what it sent before, are still to come
+    drain x{s.comm, s.peer, s.data_tag, s.broken_tag, MPI_REQUEST_NULL};
+    MPIPROC_CHECK(MPI_Irecv(nullptr, 0, MPI_BYTE, s.peer, s.end_tag, s.comm, &x.end));
+    if (!x.progress()) d.pending.push_back(x);
+  }
+  progress_drains(d.pending);
 }
 
 }  // namespace mpiproc::detail

@@ -9,14 +9,15 @@
 namespace mpiproc::detail {
 
 namespace {
-enum : std::uint64_t { op_put, op_get, op_try_get, op_close, op_state };
-enum : std::uint64_t { got_item, got_nothing, got_end, put_closed };
+enum : std::uint64_t { op_put, op_get, op_try_get, op_close, op_state, op_try_put, op_task_done, op_join };
+enum : std::uint64_t { got_item, got_nothing, got_end, put_closed, too_many_done };
 
 /// Rank 0's items, touched only by its service thread.
 struct mailbox {
   std::deque<std::string> items;
   std::uint64_t capacity = 0;
   bool closed = false;
+  std::uint64_t unfinished = 0;  // items put and not yet task_done (joinable queues)
 
   std::optional<std::string> answer(const std::string& request) {
     wire_reader in(request);
@@ -24,9 +25,14 @@ struct mailbox {
     const std::uint64_t op = in.number();
     switch (op) {
       case op_put:
+      case op_try_put:
         if (closed) return out.number(put_closed).take();
-        if (capacity && items.size() >= capacity) return std::nullopt;  // wait for room
+        if (capacity && items.size() >= capacity) {
+          if (op == op_try_put) return out.number(got_nothing).take();
+          return std::nullopt;  // wait for room
+        }
         items.push_back(in.bytes());
+        ++unfinished;
         return out.number(got_item).take();
       case op_get:
       case op_try_get: {
@@ -40,15 +46,23 @@ struct mailbox {
         return out.number(got_nothing).take();
       }
       case op_close: closed = true; return out.take();
-      case op_state: return out.number(closed).number(items.size()).take();
+      case op_state: return out.number(closed).number(items.size()).number(capacity && items.size() >= capacity).take();
+      case op_task_done:
+        if (unfinished == 0) return out.number(too_many_done).take();
+        --unfinished;
+        return out.number(got_item).take();
+      case op_join:
+        if (unfinished > 0) return std::nullopt;  // kept until the last task_done
+        return out.number(got_item).take();
       default: throw error("mpiproc: an unknown queue request (a bug)");
     }
   }
 };
 }  // namespace
 
-queue_mailbox::queue_mailbox(MPI_Comm comm, std::uint64_t capacity)
-    : segment_(comm, 0, nullptr, [box = std::make_shared<mailbox>(mailbox{{}, capacity, false})](int, const std::string& request) {
+queue_mailbox::queue_mailbox(MPI_Comm comm, std::uint64_t capacity, bool joinable)
+    : joinable_(joinable),
+      segment_(comm, 0, nullptr, [box = std::make_shared<mailbox>(mailbox{{}, capacity, false, 0})](int, const std::string& request) {
         return box->answer(request);
       }) {}
 
@@ -57,10 +71,14 @@ std::string queue_mailbox::ask(const std::string& request, const deadline& until
   return answer ? *answer : wire_writer().number(got_nothing).take();
 }
 
-void queue_mailbox::put(const void* data, std::size_t bytes) {
+bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& until, bool wait) {
   const std::string item(static_cast<const char*>(data), bytes);
-  if (wire_reader(ask(wire_writer().number(op_put).bytes(item).take())).number() == put_closed)
-    throw usage_error("mpiproc::queue: put after close");
+  // A put cancelled at its deadline either went in before (the answer says so) or never will.
+  const std::uint64_t answer =
+      wire_reader(ask(wire_writer().number(wait ? op_put : op_try_put).bytes(item).take(), wait ? until : std::nullopt))
+          .number();
+  if (answer == put_closed) throw usage_error("mpiproc::queue: put after close");
+  return answer == got_item;
 }
 
 queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
@@ -93,12 +111,31 @@ std::uint64_t queue_mailbox::size() {
   return in.number();
 }
 
+bool queue_mailbox::full() {
+  wire_reader in(ask(wire_writer().number(op_state).take()));
+  in.number();
+  in.number();
+  return in.number() != 0;
+}
+
+void queue_mailbox::task_done() {
+  if (!joinable_) throw usage_error("mpiproc::queue: task_done on a queue that is not a joinable_queue");
+  if (wire_reader(ask(wire_writer().number(op_task_done).take())).number() == too_many_done)
+    throw usage_error("mpiproc::joinable_queue: task_done() called more times than there were items put (as "
+                      "Python's ValueError)");
+}
+
+bool queue_mailbox::join(const deadline& until) {
+  if (!joinable_) throw usage_error("mpiproc::queue: join on a queue that is not a joinable_queue");
+  return wire_reader(ask(wire_writer().number(op_join).take(), until)).number() == got_item;
+}
+
 std::unique_ptr<queue_core> make_queue_core(MPI_Comm comm, std::size_t slots, std::size_t payload,
-                                            std::uint64_t capacity) {
+                                            std::uint64_t capacity, bool joinable) {
   // Checked on every path, so that a program does not fail on one node only.
   if (slots == 0 || payload == 0) throw usage_error("mpiproc::queue: slots and slot_bytes must be at least 1");
-  if (use_messages(comm)) return std::make_unique<queue_mailbox>(comm, capacity);
-  return std::make_unique<queue_ring>(comm, slots, payload, capacity);
+  if (use_messages(comm)) return std::make_unique<queue_mailbox>(comm, capacity, joinable);
+  return std::make_unique<queue_ring>(comm, slots, payload, capacity, joinable);
 }
 
 }  // namespace mpiproc::detail

@@ -71,8 +71,10 @@ class queue_empty : public error {
   using error::error;
 };
 
-/// A message longer than the buffer given to receive it (pipe recv_bytes_into), like Python's
-/// multiprocessing.BufferTooShort; the message stays unread.
+/// A message longer than the buffer given to receive it (pipe recv_bytes_into, or recv_bytes with a
+/// maxlength), like Python's multiprocessing.BufferTooShort. Unlike Python, whose exception carries
+/// the message already taken, the message stays unread: receive it into a larger buffer or with
+/// recv_bytes(); what() gives its length.
 class buffer_too_short : public error {
  public:
   using error::error;

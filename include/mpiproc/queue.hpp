@@ -3,6 +3,7 @@
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/queue_core.hpp>
+#include <mpiproc/error.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace mpiproc {
 
@@ -34,29 +36,43 @@ struct queue_options {
 /// every rank (no sentinel to pass around), and put is a usage_error.
 ///
 /// Construction is collective; then each rank uses it on its own, one thread at a time. Waiting
-/// ranks sleep rather than spin, and nothing waits for rank 0's user code.
+/// ranks sleep rather than spin, and nothing waits for rank 0's user code. Movable, not copyable;
+/// a moved-from queue is a usage_error to use.
 template <class T>
 class queue {
  public:
   /// Collective over `comm`.
-  explicit queue(const communicator& comm, queue_options options = {})
-      : core_(detail::make_queue_core(comm.native(), slots(options),
-                                      detail::travels_raw<T> ? sizeof(T) : options.slot_bytes, options.capacity)) {}
+  explicit queue(const communicator& comm, queue_options options = {}) : queue(comm, options, false) {}
 
-  /// Appends a copy of `item`, waiting while the queue is full. usage_error after close().
-  void put(const T& item) {
-    if constexpr (detail::travels_raw<T>) {
-      core_->put(&item, sizeof(T));
-    } else {
-      const std::string bytes = detail::to_bytes(item);
-      core_->put(bytes.data(), bytes.size());
-    }
+  /// Appends a copy of `item`, waiting while the queue is full. usage_error after close(), and for
+  /// an item larger than the ring's slots on one node (see queue_options): it could never go in.
+  void put(const T& item) { put_bytes(item, std::nullopt, true); }
+  /// Appends a copy of `item` if the queue has room now; false if it is full (it would wait).
+  /// usage_error as put.
+  bool try_put(const T& item) { return put_bytes(item, std::nullopt, false); }
+  /// As try_put, but throws queue_full when the queue is full, as Python's put_nowait.
+  void put_nowait(const T& item) {
+    if (!try_put(item)) throw queue_full("mpiproc::queue: put_nowait on a full queue");
+  }
+  /// As put, but waits at most `timeout` for room: false if the queue stayed full that long
+  /// (where Python's put(item, timeout=...) raises Full; put_nowait throws queue_full).
+  template <class Rep, class Period>
+  bool put_for(const T& item, const std::chrono::duration<Rep, Period>& timeout) {
+    return put_bytes(item, detail::clock::now() + std::chrono::ceil<detail::clock::duration>(timeout), true);
   }
 
   /// The oldest item, waiting until there is one; empty once the queue is closed and drained.
   std::optional<T> get() { return take(std::nullopt, true); }
   /// The oldest item if there is one now; empty otherwise (or once drained: see ended()).
   std::optional<T> try_get() { return take(std::nullopt, false); }
+  /// The oldest item if there is one now; throws queue_empty otherwise (also once the queue is
+  /// closed and drained: ended() tells), as Python's get_nowait.
+  T get_nowait() {
+    std::optional<T> item = take(std::nullopt, false);
+    if (!item) throw queue_empty(ended() ? "mpiproc::queue: get_nowait on a queue closed and drained"
+                                         : "mpiproc::queue: get_nowait on an empty queue");
+    return std::move(*item);
+  }
   /// As get(), but empty if no item came within `timeout` (ended() tells the two apart).
   template <class Rep, class Period>
   std::optional<T> get_for(const std::chrono::duration<Rep, Period>& timeout) {
@@ -65,13 +81,28 @@ class queue {
 
   /// No more items: every get returns empty once those already put are taken. Any rank may close;
   /// closing again does nothing.
-  void close() { core_->close(); }
-  bool closed() { return core_->closed(); }
+  void close() { core().close(); }
+  bool closed() { return core().closed(); }
   /// Whether the queue is closed and every item has been taken.
-  bool ended() { return core_->ended(); }
-  /// Items waiting (already stale when it returns while other ranks use the queue).
-  std::uint64_t size() { return core_->size(); }
+  bool ended() { return core().ended(); }
+  /// Items waiting, each counted once however many slots it takes (Python's qsize; already stale
+  /// when it returns while other ranks use the queue).
+  std::uint64_t size() { return core().size(); }
   bool empty() { return size() == 0; }
+  /// Whether a put would wait now: size() has reached the capacity, or, without a capacity, every
+  /// slot of the ring is taken (one node). Stale as size().
+  bool full() { return core().full(); }
+
+ protected:
+  queue(const communicator& comm, const queue_options& options, bool joinable)
+      : core_(detail::make_queue_core(comm.native(), slots(options),
+                                      detail::travels_raw<T> ? sizeof(T) : options.slot_bytes, options.capacity,
+                                      joinable)) {}
+
+  detail::queue_core& core() {
+    if (!core_) throw usage_error("mpiproc::queue: used after it was moved from");
+    return *core_;
+  }
 
  private:
   static std::uint64_t slots(const queue_options& o) {
@@ -80,19 +111,30 @@ class queue {
     return std::max<std::uint64_t>(o.capacity, detail::travels_raw<T> ? 65536 : 16384);
   }
 
+  bool put_bytes(const T& item, const detail::deadline& until, bool wait) {
+    detail::queue_core& c = core();
+    if constexpr (detail::travels_raw<T>) {
+      return c.put(&item, sizeof(T), until, wait);
+    } else {
+      const std::string bytes = detail::to_bytes(item);
+      return c.put(bytes.data(), bytes.size(), until, wait);
+    }
+  }
+
   std::optional<T> take(const detail::deadline& until, bool wait) {
+    detail::queue_core& c = core();
     std::optional<T> item;
     if constexpr (detail::travels_raw<T>) {
       item.emplace();
-      if (core_->get([&](std::size_t) -> void* { return &*item; }, until, wait) != detail::queue_core::outcome::item)
+      if (c.get([&](std::size_t) -> void* { return &*item; }, until, wait) != detail::queue_core::outcome::item)
         item.reset();
     } else {
       std::string bytes;
-      if (core_->get([&](std::size_t n) -> void* {
+      if (c.get([&](std::size_t n) -> void* {
             bytes.resize(n);
             return bytes.data();
           },
-                    until, wait) == detail::queue_core::outcome::item)
+                until, wait) == detail::queue_core::outcome::item)
         item = detail::from_bytes<T>(bytes);
     }
     return item;

@@ -52,4 +52,8 @@ class pipe_channel {
   std::shared_ptr<state> state_;
 };
 
+/// Cancels what closed pipes on `channels` still wait to receive (see pipe_channel::close); called
+/// just before the communicator frees it.
+void forget_pipe_drains(MPI_Comm channels) noexcept;
+
 }  // namespace mpiproc::detail

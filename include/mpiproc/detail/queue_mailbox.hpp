@@ -11,18 +11,22 @@ namespace mpiproc::detail {
 class queue_mailbox : public queue_core {
  public:
   /// Collective over `comm`: at most `capacity` items (0: no limit).
-  queue_mailbox(MPI_Comm comm, std::uint64_t capacity);
+  queue_mailbox(MPI_Comm comm, std::uint64_t capacity, bool joinable);
 
-  void put(const void* data, std::size_t bytes) override;
+  bool put(const void* data, std::size_t bytes, const deadline& until, bool wait) override;
   outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) override;
   void close() override;
   bool closed() override;
   bool ended() override;
   std::uint64_t size() override;
+  bool full() override;
+  void task_done() override;
+  bool join(const deadline& until) override;
 
  private:
   std::string ask(const std::string& request, const deadline& until = std::nullopt);
 
+  bool joinable_;
   shared_segment segment_;
 };
 

@@ -23,14 +23,17 @@ class queue_ring : public queue_core {
  public:
   /// Collective over `comm`, whose ranks share one node's memory: `slots` slots of `payload`
   /// bytes each; `capacity` items at most (0: as many as the slots hold).
-  queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, std::uint64_t capacity);
+  queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, std::uint64_t capacity, bool joinable);
 
-  void put(const void* data, std::size_t bytes) override;
+  bool put(const void* data, std::size_t bytes, const deadline& until, bool wait) override;
   outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) override;
   void close() override;
   bool closed() override;
   bool ended() override;
   std::uint64_t size() override;
+  bool full() override;
+  void task_done() override;
+  bool join(const deadline& until) override;
 
  private:
   std::size_t slot_at(std::uint64_t position) const;
@@ -38,6 +41,7 @@ class queue_ring : public queue_core {
   std::unique_ptr<shared_segment> segment_;
   std::size_t slots_, payload_;
   std::uint64_t capacity_;
+  bool joinable_;
   std::byte* mapped_ = nullptr;  // the ring's memory, mapped here
 };
 
