@@ -100,6 +100,11 @@ bool mutex::try_lock() {
   return false;
 }
 
+bool mutex::locked() {
+  if (held_) return true;
+  return !looks_free(word_->load(0, word_->by_messages() ? queue_at : state_at));
+}
+
 bool mutex::looks_free(std::uint64_t word) const {
   return word_->by_messages() ? next_ticket(word) == head(word) : !(word & (held_bit | handoff_bit));
 }

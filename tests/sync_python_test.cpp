@@ -256,6 +256,44 @@ TEST(EventPython, WaitReturnsTheFlag) {
 // ---------------------------------------------------------------------------------------------
 // Semaphore: Python's Semaphore() and BoundedSemaphore() start at 1.
 
+TEST(LockPython, AcquireReleaseAndLockedAsPythonsLock) {
+  mpiproc::lock lock(world());
+  mpiproc::rlock rlock(world());
+  // CPython's test_acquire_contended: one rank holds it, the others' non-blocking and timed
+  // acquires fail, and locked() says so everywhere.
+  if (rank() == 0) {
+    EXPECT_FALSE(lock.locked());
+    EXPECT_TRUE(lock.acquire());
+    EXPECT_TRUE(lock.locked());
+    EXPECT_THROW(lock.acquire(), usage_error);  // Python would deadlock; rlock re-enters
+  }
+  world().barrier();
+  if (rank() != 0) {
+    EXPECT_TRUE(lock.locked());
+    EXPECT_FALSE(lock.acquire(false));
+    EXPECT_FALSE(lock.acquire(50ms));
+    EXPECT_THROW(lock.release(), usage_error);  // Python: RuntimeError, release unlocked lock
+  }
+  world().barrier();
+  if (rank() == 0) lock.release();
+  world().barrier();
+  // Each rank in turn: acquire with a timeout always succeeds once the holder lets go.
+  for (int turn = 0; turn < size(); ++turn) {
+    if (rank() == turn) {
+      EXPECT_TRUE(lock.acquire(must_wake));
+      EXPECT_TRUE(rlock.acquire());
+      EXPECT_TRUE(rlock.acquire(false));
+      EXPECT_EQ(rlock.depth(), 2u);
+      rlock.release();
+      rlock.release();
+      EXPECT_THROW(rlock.release(), usage_error);
+      lock.release();
+    }
+    world().barrier();
+  }
+  EXPECT_FALSE(lock.locked());
+}
+
 TEST(SemaphorePython, StartsAtOneByDefault) {
   mpiproc::semaphore sem(world());
   mpiproc::bounded_semaphore bounded(world());

@@ -47,6 +47,23 @@ class mutex {
   /// Whether this rank holds the lock.
   bool held() const noexcept { return held_; }
 
+  /// Python's acquire(blocking=True): lock() and true, or try_lock() when not blocking.
+  bool acquire(bool blocking = true) {
+    if (!blocking) return try_lock();
+    lock();
+    return true;
+  }
+  /// Python's acquire(timeout=t): try_lock_for(t).
+  template <class Rep, class Period>
+  bool acquire(const std::chrono::duration<Rep, Period>& timeout) {
+    return try_lock_for(timeout);
+  }
+  /// Python's release(): unlock() (usage_error if this rank does not hold the lock).
+  void release() { unlock(); }
+  /// Python's locked(): whether some rank holds the lock or is being handed it now (stale as soon
+  /// as it returns while other ranks use the lock).
+  bool locked();
+
  private:
   bool try_lock_until_steady(detail::clock::time_point until);
   void lock_in_queue();

@@ -32,6 +32,17 @@ class recursive_mutex {
   }
   /// Throws usage_error if this rank does not hold it.
   void unlock();
+  /// Python's acquire(blocking=True) / acquire(timeout=t) and release().
+  bool acquire(bool blocking = true) {
+    if (!blocking) return try_lock();
+    lock();
+    return true;
+  }
+  template <class Rep, class Period>
+  bool acquire(const std::chrono::duration<Rep, Period>& timeout) {
+    return try_lock_for(timeout);
+  }
+  void release() { unlock(); }
   /// Whether this rank holds it, and how many times over.
   bool held() const noexcept { return depth_ > 0; }
   unsigned depth() const noexcept { return depth_; }
