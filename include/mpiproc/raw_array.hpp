@@ -95,7 +95,7 @@ class raw_array {
 
   /// Python's arr[start:stop:step]: negative bounds count from the end, bounds past either end
   /// clamp, an empty bound (std::nullopt) means the whole way (the end for a negative step). One
-  /// request per rank holding elements of it. Step 0 is a usage_error (Python's ValueError).
+  /// request per rank holding elements of it. Step 0 is a value_error (Python's ValueError).
   std::vector<T> get_slice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
                            std::int64_t step = 1) {
     const auto s = resolve(start, stop, step);
@@ -112,14 +112,14 @@ class raw_array {
   }
 
   /// Python's arr[start:stop:step] = values: `values` must have exactly as many elements as the
-  /// slice (usage_error otherwise, as Python's ValueError; the array cannot grow or shrink).
+  /// slice (value_error otherwise, as Python's ValueError; the array cannot grow or shrink).
   /// Contiguous slices (step 1 or -1) go in one request per rank; with a longer step each element
   /// goes on its own, so the elements between are never rewritten.
   void set_slice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop, std::span<const T> values,
                  std::int64_t step = 1) {
     const auto s = resolve(start, stop, step);
     if (values.size() != s.length)
-      throw usage_error("mpiproc::array: a slice of " + std::to_string(s.length) + " elements cannot take " +
+      throw value_error("mpiproc::array: a slice of " + std::to_string(s.length) + " elements cannot take " +
                         std::to_string(values.size()) + " values (an array keeps its size)");
     if (s.length == 0) return;
     if (s.stride == 1 && s.step > 0) return write(s.lowest, values);
@@ -147,7 +147,7 @@ class raw_array {
   };
 
   resolved resolve(std::optional<std::int64_t> start, std::optional<std::int64_t> stop, std::int64_t step) const {
-    if (step == 0) throw usage_error("mpiproc::array: a slice step cannot be zero");
+    if (step == 0) throw value_error("mpiproc::array: a slice step cannot be zero");
     if (step == INT64_MIN) throw usage_error("mpiproc::array: a slice step of -2^63");
     const auto n = static_cast<std::int64_t>(size_);
     const std::int64_t lower = step > 0 ? 0 : -1, upper = step > 0 ? n : n - 1;
