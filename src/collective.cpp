@@ -96,6 +96,7 @@ std::uint64_t call_signature::hash() const noexcept {
   h = mix(h, static_cast<std::uint64_t>(schedule_kind));
   h = mix(h, static_cast<std::uint64_t>(chunk));
   h = mix(h, static_cast<std::uint64_t>(static_cast<std::int64_t>(root)));
+  h = mix(h, static_cast<std::uint64_t>(static_cast<std::int64_t>(source)));
   // type_info's hash_code is a hash of the mangled name in GCC and Clang: the same in every process.
   h = mix(h, operation ? operation->hash_code() : 0);
   h = mix(h, result ? result->hash_code() : 0);
@@ -103,13 +104,17 @@ std::uint64_t call_signature::hash() const noexcept {
 }
 
 std::string call_signature::describe() const {
-  std::string out = std::string(call) + " over " + std::to_string(count) + " items";
+  std::string out = std::string(call);
+  if (source >= 0)
+    out += " of items broadcast from rank " + std::to_string(source);
+  else
+    out += " over " + std::to_string(count) + " items";
   if (count > 0) out += " (first " + std::to_string(static_cast<std::int64_t>(first)) + ")";
   const int kind = std::clamp(schedule_kind, 0, 3);
   out += ", schedule " + std::string(schedule_names[kind]) + "(" + (chunk ? std::to_string(chunk) : "auto") + ")";
   out += root < 0 ? ", result on every rank" : ", result on rank " + std::to_string(root);
   if (operation) out += ", operation " + readable(*operation);
-  if (result) out += ", result type " + readable(*result);
+  if (result) out += (source >= 0 ? ", item type " : ", result type ") + readable(*result);
   return out;
 }
 

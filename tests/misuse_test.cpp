@@ -116,6 +116,46 @@ TEST(Disagreement, DifferentRootsAndOperationsAreAUsageError) {
   still_works();
 }
 
+TEST(Disagreement, CallsOverItemsAgreeBeforeTheBroadcast) {
+  // Found by review: these hung, crashed in Boost's broadcast, threw mpi_error, or left a stale
+  // broadcast that broke the next call.
+  if (world().size() == 1) GTEST_SKIP() << "needs two ranks to disagree";
+  const int rank = world().rank(), last = world().size() - 1;
+  const auto id = [](int i) { return i; };
+  EXPECT_TRUE(throws_usage_error([&] {
+    mpiproc::map_root(world(), rank == 0 ? 0 : last, std::vector<int>{1, 2, 3}, id);
+  }, "different collective calls"));
+  EXPECT_TRUE(throws_usage_error([&] {
+    if (rank == 0)
+      mpiproc::map(world(), std::vector<int>{1, 2, 3}, id);
+    else
+      mpiproc::map(world(), range<int>{0, 3}, id);
+  }, "different collective calls"));
+  EXPECT_TRUE(throws_usage_error([&] {
+    if (rank == 0)
+      mpiproc::map_reduce(world(), std::vector<int>{1, 2, 3}, id, std::plus<>{});
+    else
+      mpiproc::map_reduce(world(), range<int>{0, 3}, id, std::plus<>{});
+  }, "different collective calls"));
+  EXPECT_TRUE(throws_usage_error([&] {
+    if (rank == 0)
+      mpiproc::for_each(world(), std::vector<int>{1, 2, 3}, [](int) {});
+    else
+      mpiproc::for_each(world(), range<int>{0, 3}, [](int) {});
+  }, "different collective calls"));
+  EXPECT_TRUE(throws_usage_error([&] {
+    if (rank == 0)
+      mpiproc::map(world(), std::vector<int>{1, 2, 3}, id);
+    else
+      mpiproc::map(world(), std::vector<std::string>{"a"}, [](const std::string& x) { return static_cast<int>(x.size()); });
+  }, "different collective calls"));
+  // The next call over items is right.
+  const auto tens = mpiproc::map(world(), rank == 0 ? std::vector<int>{7, 8, 9, 10} : std::vector<int>{},
+                                 [](int i) { return i * 10; });
+  EXPECT_EQ(tens, (std::vector<int>{70, 80, 90, 100}));
+  still_works();
+}
+
 TEST(Nesting, AMapInsideAMapOnTheSameCommunicatorIsAUsageError) {
   // The inner dynamic loop would take chunks from the outer loop's counter: items lost silently.
   for (const auto& s : some_schedules()) {

@@ -47,13 +47,17 @@ void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}
 /// other ranks' vectors are ignored), each item on exactly one rank.
 template <class Item, std::invocable<const Item&> Fn>
 void for_each(const communicator& comm, std::vector<Item> items, Fn fn, schedule s = {}) {
-  {
-    // The broadcast is part of the call: ranks must not be inside another call here.
-    const detail::collective_call entered(comm.native(), "for_each of items");
-    detail::broadcast(comm.native(), items, 0);
-  }
-  const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
-  for_each(comm, positions, [&](std::int64_t i) { std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); }, s);
+  const detail::collective_call entered(comm, "for_each");
+  detail::agree_before_broadcast<Item>(comm.native(), "for_each", s, detail::all_ranks, 0);
+  detail::broadcast(comm.native(), items, 0);
+  const auto n = static_cast<std::int64_t>(items.size());
+  const auto sig = detail::signature_of("for_each", n, 0, s, detail::all_ranks);
+  detail::run_collectively(comm.native(), sig, [&] {
+    detail::for_each_owned_chunk(comm, n, s, [&](const detail::chunk& c) {
+      detail::for_each_item(range<std::int64_t>{0, n}, c,
+                            [&](std::int64_t i) { std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); });
+    });
+  });
 }
 
 }  // namespace mpiproc

@@ -71,6 +71,7 @@ auto map_items(const communicator& comm, const char* call, std::vector<Item>& it
                int source, int root) {
   using R = std::decay_t<std::invoke_result_t<Fn&, const Item&>>;
   const collective_call entered(comm, call);
+  agree_before_broadcast<Item>(comm.native(), call, s, root, source);
   broadcast(comm.native(), items, source);
   const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
@@ -101,7 +102,7 @@ template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const communicator& comm,
                                                                      std::vector<Item> items, Fn fn,
                                                                      schedule s = {}) {
-  return detail::map_items(comm, "map of items", items, fn, s, 0, detail::all_ranks);
+  return detail::map_items(comm, "map", items, fn, s, 0, detail::all_ranks);
 }
 
 /// Collective: fn(item) for each item of `items` as given on `root`, the results in input order on
@@ -111,7 +112,7 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map_root(const
                                                                           std::vector<Item> items, Fn fn,
                                                                           schedule s = {}) {
   detail::check_root(comm, root);
-  return detail::map_items(comm, "map_root of items", items, fn, s, root, root);
+  return detail::map_items(comm, "map_root", items, fn, s, root, root);
 }
 
 }  // namespace mpiproc

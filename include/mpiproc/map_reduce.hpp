@@ -120,10 +120,11 @@ detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& com
                                                          Op op, schedule s = {}) {
   using R = detail::element_result_t<const Item&, Fn, Op>;
   const detail::collective_call entered(comm, "map_reduce");
+  detail::agree_before_broadcast<Item>(comm.native(), "map_reduce", s, detail::all_ranks, 0);
   detail::broadcast(comm.native(), items, 0);
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
   const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
-  const auto sig = detail::signature_of<Op, R>("map_reduce of items", positions.size(), 0, s, detail::all_ranks);
+  const auto sig = detail::signature_of<Op, R>("map_reduce", positions.size(), 0, s, detail::all_ranks);
   return *detail::map_reduce_elements(comm, sig, positions, at, op, s, detail::all_ranks);
   const auto n = static_cast<std::int64_t>(items.size());
   return *detail::fold_and_reduce<R>(comm, sig, n, s, op,

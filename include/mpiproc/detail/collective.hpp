@@ -26,6 +26,7 @@ struct call_signature {
   int schedule_kind = 0;
   std::int64_t chunk = 0;
   int root = -1;
+  int source = -1;  // the rank whose items are broadcast, for the calls over items
   const std::type_info* operation = nullptr;  // the reduction's operator, if any
   const std::type_info* result = nullptr;
 
