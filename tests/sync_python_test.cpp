@@ -373,10 +373,10 @@ TEST(BarrierPython, SinglePartyNeverWaits) {
   EXPECT_EQ(actions.load(), 2 * size());
 }
 
-TEST(BarrierPython, AbortBreaksItForTheWaitersAndLaterCalls) {
-  // test_abort: the call with place N/2 aborts; every other rank's next wait throws.
-  mpiproc::barrier step(world());
-  std::int64_t passed = 0, broken = 0;
+namespace {
+/// CPython's test_abort step: the call with place N/2 aborts the barrier, the others wait again
+/// (which throws); counts the waits that passed and that broke.
+void abort_from_the_middle(mpiproc::barrier& step, std::int64_t& passed, std::int64_t& broken) {
   try {
     // As in Python, an abort that comes before a released rank has seen its round end may reach
     // that rank's first wait too: either way it is broken.
@@ -389,6 +389,14 @@ TEST(BarrierPython, AbortBreaksItForTheWaitersAndLaterCalls) {
   } catch (const mpiproc::broken_barrier_error&) {
     ++broken;
   }
+}
+}  // namespace
+
+TEST(BarrierPython, AbortBreaksItForTheWaitersAndLaterCalls) {
+  // test_abort: the call with place N/2 aborts; every other rank's next wait throws.
+  mpiproc::barrier step(world());
+  std::int64_t passed = 0, broken = 0;
+  abort_from_the_middle(step, passed, broken);
   EXPECT_TRUE(step.broken());
   EXPECT_THROW(step.wait(), mpiproc::broken_barrier_error) << "broken until reset";
   EXPECT_EQ(total(passed), 0);
@@ -422,18 +430,7 @@ TEST(BarrierPython, AbortThenResetMakesItUsableAgain) {
   // test_abort_and_reset, with a second barrier to order the reset.
   mpiproc::barrier step(world()), order(world());
   std::int64_t passed = 0, broken = 0;
-  try {
-    // As in Python, an abort that comes before a released rank has seen its round end may reach
-    // that rank's first wait too: either way it is broken.
-    if (step.wait() == static_cast<std::uint64_t>(size() / 2)) {
-      step.abort();
-    } else {
-      step.wait();
-      ++passed;
-    }
-  } catch (const mpiproc::broken_barrier_error&) {
-    ++broken;
-  }
+  abort_from_the_middle(step, passed, broken);
   if (order.wait() == static_cast<std::uint64_t>(size() / 2)) step.reset();
   order.wait();
   EXPECT_FALSE(step.broken());
