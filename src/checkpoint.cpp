@@ -9,6 +9,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -328,6 +332,37 @@ interrupt_guard::~interrupt_guard() {
 
 int interrupt_guard::pending() noexcept { return received_signal.load(std::memory_order_relaxed); }
 
+/// The thread that writes a rank file while the rank computes. It writes the latest record handed
+/// to it; records handed over during a write replace each other.
+struct checkpoint_writer::background {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<checkpoint_record> pending;
+  bool writing = false;
+  bool stopping = false;
+  std::thread thread;
+
+  void run(const checkpoint_writer& owner) {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      changed.wait(lock, [&] { return stopping || pending; });
+      if (!pending) return;
+      checkpoint_record record = std::move(*pending);
+      pending.reset();
+      writing = true;
+      lock.unlock();
+      try {
+        write_checkpoint_part(owner.part_, owner.id_, owner.run_, owner.rank_, record);
+      } catch (...) {
+        // A later save (at a failure or an interruption) writes again and reports its own error.
+      }
+      lock.lock();
+      writing = false;
+      changed.notify_all();
+    }
+  }
+};
+
 checkpoint_writer::checkpoint_writer(const communicator& comm, std::filesystem::path path, checkpoint_identity id,
                                      std::uint64_t run, std::int64_t n, const std::vector<chunk>& done,
                                      std::chrono::milliseconds every)
@@ -341,7 +376,10 @@ checkpoint_writer::checkpoint_writer(const communicator& comm, std::filesystem::
       every_(every),
       next_write_(std::chrono::steady_clock::now() + every) {}
 
+checkpoint_writer::~checkpoint_writer() { stop(); }
+
 void checkpoint_writer::completed(const chunk& run) {
+  saved_all_ = false;
   // Runs that continue the last one merge into it, so a block schedule records one run per rank.
   if (!record_.runs.empty()) {
     chunk& last = record_.runs.back();
@@ -359,10 +397,66 @@ void checkpoint_writer::completed(const chunk& run) {
   record_.runs.push_back(run);
 }
 
-void checkpoint_writer::write(const std::string& payload) {
-  record_.payload = payload;
-  write_checkpoint_part(part_, id_, run_, rank_, record_);
+void checkpoint_writer::save_later(const std::string& payload) {
   next_write_ = std::chrono::steady_clock::now() + every_;
+  if (!background_) {
+    background_ = std::make_unique<background>();
+    background_->thread = std::thread([this] { background_->run(*this); });
+  }
+  checkpoint_record copy{record_.runs, payload};
+  {
+    const std::lock_guard guard(background_->mutex);
+    background_->pending = std::move(copy);
+  }
+  background_->changed.notify_all();
+}
+
+void checkpoint_writer::save_now(const std::string& payload) {
+  if (background_) {
+    std::unique_lock lock(background_->mutex);
+    background_->pending.reset();
+    background_->changed.wait(lock, [&] { return !background_->writing; });
+    background_->writing = true;  // the thread waits while this write runs
+  }
+  record_.payload = payload;
+  try {
+    write_checkpoint_part(part_, id_, run_, rank_, record_);
+  } catch (...) {
+    if (background_) {
+      const std::lock_guard guard(background_->mutex);
+      background_->writing = false;
+    }
+    throw;
+  }
+  if (background_) {
+    const std::lock_guard guard(background_->mutex);
+    background_->writing = false;
+  }
+  saved_all_ = true;
+  next_write_ = std::chrono::steady_clock::now() + every_;
+}
+
+void checkpoint_writer::stop() noexcept {
+  if (!background_) return;
+  {
+    const std::lock_guard guard(background_->mutex);
+    background_->stopping = true;
+    background_->pending.reset();  // a save that must reach the disk is a save_now
+  }
+  background_->changed.notify_all();
+  if (background_->thread.joinable()) background_->thread.join();
+  background_.reset();
+}
+
+void complete_checkpoint(const std::filesystem::path& path, const checkpoint_identity& id,
+                         const checkpoint_record& whole, std::vector<std::uint64_t> absorbed, std::uint64_t run,
+                         int ranks) {
+  absorbed.push_back(run);
+  write_checkpoint_main(path, id, whole, absorbed);
+  for (int r = 0; r < ranks; ++r) {
+    std::error_code ignored;  // most ranks never wrote one
+    std::filesystem::remove(checkpoint_part_path(path, run, r), ignored);
+  }
 }
 
 void checkpoint_writer::throw_interrupted(int signal) const {

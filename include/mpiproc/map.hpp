@@ -21,48 +21,12 @@ namespace mpiproc {
 
 namespace detail {
 
-/// Collective: at(i) for every position i in [0, n), computed where `s` says, returned in position
-/// order on `root` (or every rank for all_ranks); other ranks get an empty vector. With a
-/// checkpoint (`range` names the range in its file), only the positions no earlier run completed
-/// are computed, and rank 0 adds the saved results. The caller holds the call's collective_call.
-template <class At>
-auto map_positions(const communicator& comm, const call_signature& sig, std::int64_t n, At& at, const schedule& s,
-                   int root, const checkpoint& cp = {}, const std::string& range = {}) {
-  using R = std::decay_t<std::invoke_result_t<At&, std::int64_t>>;
-  std::vector<std::int64_t> chunks;  // (offset, count, stride) in the order this rank computed them
-  std::vector<R> results;
-  auto compute = [&](const chunk& c) {
-    chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
-    for (std::int64_t k = 0; k < c.count; ++k) results.push_back(std::invoke(at, c.offset + k * c.stride));
-  };
-  if (!cp) {
-    run_collectively(comm.native(), sig, [&] { for_each_owned_chunk(comm, n, s, compute); });
-  } else {
-    call_signature checked = sig;
-    checked.checkpointed = true;
-    const map_kind<R> kind;
-    const checkpoint_start start =
-        begin_checkpoint(comm, checked, cp, {"map", range, schedule_text(s), type_text<R>(), {}}, kind);
-    if (comm.rank() == 0) {
-      for (const chunk& c : start.merged.runs) chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
-      results = map_kind<R>::results(start.merged);
-    }
-    const std::size_t saved = results.size();
-    std::size_t completed = saved, encoded = saved;  // results that are whole pieces; in the payload
-    run_collectively(comm.native(), checked, [&] {
-      checkpointed_loop(
-          comm, start, n, s, cp.every,
-          [&](const chunk& c) {
-            compute(c);
-            completed = results.size();
-          },
-          [&](std::string& out) {
-            for (; encoded < completed; ++encoded) map_kind<R>::append(out, results[encoded]);
-          });
-    });
-    finish_checkpoint(comm, checked, start, kind);
-  }
-
+/// Collective: the results every rank computed (`chunks`: offset, count, stride in the order of
+/// `results`), in position order on `root` (or every rank for all_ranks); other ranks get an empty
+/// vector.
+template <class R>
+std::vector<R> gather_in_order(const communicator& comm, std::int64_t n, std::vector<std::int64_t> chunks,
+                               std::vector<R> results, int root) {
   std::vector<std::int64_t> chunk_counts, result_counts;
   const std::vector<std::int64_t> all_chunks = gather_concat(comm.native(), std::move(chunks), root, chunk_counts);
   std::vector<R> all_results = gather_concat(comm.native(), std::move(results), root, result_counts);
@@ -82,6 +46,57 @@ auto map_positions(const communicator& comm, const call_signature& sig, std::int
   std::vector<R> ordered;
   ordered.reserve(static_cast<std::size_t>(n));
   for (const std::int64_t from : source) ordered.push_back(std::move(all_results[static_cast<std::size_t>(from)]));
+  return ordered;
+}
+
+/// Collective: at(i) for every position i in [0, n), computed where `s` says, returned in position
+/// order on `root` (or every rank for all_ranks); other ranks get an empty vector. With a
+/// checkpoint (`range` names the range in its file), only the positions no earlier run completed
+/// are computed, and rank 0 adds the saved results. The caller holds the call's collective_call.
+template <class At>
+auto map_positions(const communicator& comm, const call_signature& sig, std::int64_t n, At& at, const schedule& s,
+                   int root, const checkpoint& cp = {}, const std::string& range = {}) {
+  using R = std::decay_t<std::invoke_result_t<At&, std::int64_t>>;
+  std::vector<std::int64_t> chunks;  // (offset, count, stride) in the order this rank computed them
+  std::vector<R> results;
+  auto compute = [&](const chunk& c) {
+    chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
+    for (std::int64_t k = 0; k < c.count; ++k) results.push_back(std::invoke(at, c.offset + k * c.stride));
+  };
+  if (!cp) {
+    run_collectively(comm.native(), sig, [&] { for_each_owned_chunk(comm, n, s, compute); });
+    return gather_in_order(comm, n, std::move(chunks), std::move(results), root);
+  }
+
+  call_signature checked = sig;
+  checked.checkpointed = true;
+  const map_kind<R> kind;
+  const checkpoint_start start =
+      begin_checkpoint(comm, checked, cp, {"map", range, schedule_text(s), type_text<R>(), {}}, kind);
+  if (comm.rank() == 0) {
+    for (const chunk& c : start.merged.runs) chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
+    results = map_kind<R>::results(start.merged);
+  }
+  const std::size_t saved = results.size();
+  std::size_t completed = saved, encoded = saved;  // results that are whole pieces; in the payload
+  checkpointed_run(
+      comm, checked, start, n, s, cp.every,
+      [&](const chunk& c) {
+        compute(c);
+        completed = results.size();
+      },
+      [&](std::string& out) {
+        for (; encoded < completed; ++encoded) map_kind<R>::append(out, results[encoded]);
+      });
+  // Rank 0 writes the whole answer, so it gets the results even where only another root would.
+  std::vector<R> ordered =
+      gather_in_order(comm, n, std::move(chunks), std::move(results), root == 0 ? 0 : all_ranks);
+  finish_checkpoint(comm, checked, start, [&] {
+    checkpoint_record whole{all_positions(n), {}};
+    for (const auto& result : ordered) map_kind<R>::append(whole.payload, result);
+    return whole;
+  });
+  if (root != all_ranks && comm.rank() != root) return std::vector<R>{};
   return ordered;
 }
 

@@ -52,20 +52,21 @@ std::optional<R> fold_and_reduce(const communicator& comm, const call_signature&
   const reduction_kind<R, Op> kind{op};
   const checkpoint_start start =
       begin_checkpoint(comm, checked, cp, {"reduction", range, schedule_text(s), type_text<R>(), {}}, kind);
-  run_collectively(comm.native(), checked, [&] {
-    checkpointed_loop(
-        comm, start, n, s, cp.every,
-        [&](const chunk& c) {
-          // Each piece folds on its own, so that `partial` always covers exactly the recorded pieces.
-          R piece = identity_of<R>(op);
-          fold(c, piece);
-          partial = op(std::move(partial), std::move(piece));
-        },
-        [&](std::string& out) { out = to_bytes(partial); });
-  });
-  finish_checkpoint(comm, checked, start, kind);
+  checkpointed_run(
+      comm, checked, start, n, s, cp.every,
+      [&](const chunk& c) {
+        // Each piece folds on its own, so that `partial` always covers exactly the recorded pieces.
+        R piece = identity_of<R>(op);
+        fold(c, piece);
+        partial = op(std::move(partial), std::move(piece));
+      },
+      [&](std::string& out) { out = to_bytes(partial); });
   if (comm.rank() == 0) partial = op(kind.saved(start.merged), std::move(partial));
-  return reduce_partials(comm, std::move(partial), op, root);
+  // Rank 0 writes the whole answer, so it gets the result even where only another root would.
+  std::optional<R> result = reduce_partials(comm, std::move(partial), op, root == 0 ? 0 : all_ranks);
+  finish_checkpoint(comm, checked, start, [&] { return checkpoint_record{all_positions(n), to_bytes(*result)}; });
+  if (root != all_ranks && comm.rank() != root) return std::nullopt;
+  return result;
 }
 
 template <class T, class Fn, class Op>

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -116,11 +117,16 @@ class interrupt_guard {
 };
 
 /// One rank's side of a checkpointed call: the positions left, the runs it completed in this
-/// call, and its rank file, rewritten at most once per `every`.
+/// call, and its rank file. Periodic rewrites (at most once per `every`) go to a thread of their
+/// own, so that computing never waits for the disk (a durable write costs milliseconds); only a
+/// failed or interrupted call waits for its last write.
 class checkpoint_writer {
  public:
   checkpoint_writer(const communicator& comm, std::filesystem::path path, checkpoint_identity id, std::uint64_t run,
                     std::int64_t n, const std::vector<chunk>& done, std::chrono::milliseconds every);
+  ~checkpoint_writer();
+  checkpoint_writer(const checkpoint_writer&) = delete;
+  checkpoint_writer& operator=(const checkpoint_writer&) = delete;
 
   const remaining_positions& remaining() const noexcept { return remaining_; }
   /// The most positions computed between two records (about 32 per rank over the call).
@@ -129,12 +135,20 @@ class checkpoint_writer {
   void completed(const chunk& run);
   /// Whether the rank file is older than `every`.
   bool due() const noexcept { return std::chrono::steady_clock::now() >= next_write_; }
-  /// Rewrites the rank file with the runs completed so far and `payload` (theirs).
-  void write(const std::string& payload);
+  /// Hands the runs completed so far and `payload` (theirs) to the writing thread; returns at once.
+  void save_later(const std::string& payload);
+  /// Writes them now and waits until they are on disk.
+  void save_now(const std::string& payload);
+  /// Whether the last save covers every completed run.
+  bool saved_all() const noexcept { return saved_all_; }
+  /// Waits for the writing thread to finish its write and stops it.
+  void stop() noexcept;
   /// The interruption this rank throws: names the signal and the checkpoint.
   [[noreturn]] void throw_interrupted(int signal) const;
 
  private:
+  struct background;
+
   std::filesystem::path path_, part_;
   checkpoint_identity id_;
   std::uint64_t run_;
@@ -144,7 +158,15 @@ class checkpoint_writer {
   std::chrono::milliseconds every_;
   std::chrono::steady_clock::time_point next_write_;
   checkpoint_record record_;
+  bool saved_all_ = true;
+  std::unique_ptr<background> background_;
 };
+
+/// Rank 0, at the end of a call that completed: writes the file with the whole answer and removes
+/// the rank files of run `run` (on `ranks` ranks).
+void complete_checkpoint(const std::filesystem::path& path, const checkpoint_identity& id,
+                         const checkpoint_record& whole, std::vector<std::uint64_t> absorbed, std::uint64_t run,
+                         int ranks);
 
 /// A fresh run number (random), for rank files that never collide with another run's.
 std::uint64_t new_checkpoint_run();

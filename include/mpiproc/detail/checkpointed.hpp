@@ -9,6 +9,7 @@
 #include <mpiproc/detail/checkpoint_file.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/reduction.hpp>
@@ -16,7 +17,10 @@
 
 #include <boost/core/demangle.hpp>
 
+#include <csignal>
 #include <cstdint>
+#include <exception>
+#include <optional>
 #include <cstring>
 #include <string>
 #include <typeinfo>
@@ -127,18 +131,24 @@ struct map_kind {
   }
 };
 
-/// Rank 0: reads `path` and its rank files, merges them into `path` (when there is anything new)
-/// and removes the rank files; returns the merged record.
+/// Rank 0: reads `path` and its rank files, merges any rank files into `path` and removes them;
+/// returns the merged record and adds the runs it holds to `absorbed`. A path with no file yet
+/// stays without one (nothing to keep).
 template <class Kind>
-checkpoint_record consolidate(const std::filesystem::path& path, const checkpoint_identity& id, const Kind& kind) {
+checkpoint_record consolidate(const std::filesystem::path& path, const checkpoint_identity& id, const Kind& kind,
+                              std::vector<std::uint64_t>& absorbed) {
   checkpoint_contents found = read_checkpoint(path, id);
-  if (found.has_main && found.parts.empty() && found.files.empty()) return std::move(found.main);
-  std::vector<const checkpoint_record*> records{&found.main};
-  for (const checkpoint_record& part : found.parts) records.push_back(&part);
-  checkpoint_record merged = found.parts.empty() ? std::move(found.main) : kind.merge(records);
-  std::vector<std::uint64_t> absorbed = found.absorbed;
+  absorbed = found.absorbed;
   absorbed.insert(absorbed.end(), found.part_runs.begin(), found.part_runs.end());
-  if (!found.parts.empty() || !found.has_main) write_checkpoint_main(path, id, merged, absorbed);
+  checkpoint_record merged;
+  if (found.parts.empty()) {
+    merged = std::move(found.main);
+  } else {
+    std::vector<const checkpoint_record*> records{&found.main};
+    for (const checkpoint_record& part : found.parts) records.push_back(&part);
+    merged = kind.merge(records);
+    write_checkpoint_main(path, id, merged, absorbed);
+  }
   for (const auto& file : found.files) {
     std::error_code ignored;  // a rank file left behind is read again and skipped (absorbed)
     std::filesystem::remove(file, ignored);
@@ -152,8 +162,9 @@ struct checkpoint_start {
   std::filesystem::path path;
   checkpoint_identity id;
   std::uint64_t run = 0;
-  checkpoint_record merged;   // rank 0 only (payload)
-  std::vector<chunk> done;    // every rank
+  checkpoint_record merged;              // rank 0 only
+  std::vector<std::uint64_t> absorbed;   // rank 0 only
+  std::vector<chunk> done;               // every rank
 };
 
 /// Collective: rank 0 merges what earlier runs left (refusing another call's file or a corrupted
@@ -167,7 +178,7 @@ checkpoint_start begin_checkpoint(const communicator& comm, const call_signature
   run_collectively(comm.native(), sig, [&] {
     if (comm.rank() != 0) return;
     start.path = std::filesystem::absolute(cp.path);
-    start.merged = consolidate(start.path, start.id, kind);
+    start.merged = consolidate(start.path, start.id, kind, start.absorbed);
     start.run = new_checkpoint_run();
   });
   // Rank 0's path and tag hold for the call (ranks may run in other folders).
@@ -189,55 +200,85 @@ checkpoint_start begin_checkpoint(const communicator& comm, const call_signature
   return start;
 }
 
-/// Collective, after the call's agreement: rank 0 merges this run's rank files into the file,
-/// which then holds the whole answer.
-template <class Kind>
+/// Collective, once the call's answer is known: rank 0 writes the file with the whole answer
+/// (`whole()`: every position of [0, n) and its payload), so a rerun computes nothing.
+template <class Whole>
 void finish_checkpoint(const communicator& comm, const call_signature& sig, const checkpoint_start& start,
-                       const Kind& kind) {
+                       Whole&& whole) {
   run_collectively(comm.native(), sig, [&] {
-    if (comm.rank() == 0) consolidate(start.path, start.id, kind);
+    if (comm.rank() == 0) complete_checkpoint(start.path, start.id, whole(), start.absorbed, start.run, comm.size());
   });
 }
 
-/// This rank's part of a checkpointed call: piece(real) computes a real chunk (its payload must
-/// then cover it); encode(out) sets `out` to the payload of every chunk computed so far. Records
-/// each piece, rewrites the rank file when due and at the end (also when a piece throws), and
-/// throws interrupted after the piece in hand when SIGTERM or SIGUSR1 arrives.
+/// Every position of [0, n) as runs.
+inline std::vector<chunk> all_positions(std::int64_t n) {
+  return n > 0 ? std::vector<chunk>{chunk{0, n, 1}} : std::vector<chunk>{};
+}
+
+/// This rank's part of a checkpointed call, then the agreement that ends it: piece(real) computes
+/// a real chunk (its payload must then cover it); encode(out) brings `out` up to the payload of
+/// every chunk computed so far. Records each piece and hands the rank file to the writing thread
+/// when due. SIGTERM or SIGUSR1 make it write the file and throw interrupted after the piece in
+/// hand; if the call fails on any rank, each rank writes what it completed before throwing.
 template <class Piece, class Encode>
-void checkpointed_loop(const communicator& comm, const checkpoint_start& start, std::int64_t n, const schedule& s,
-                       std::chrono::milliseconds every, Piece&& piece, Encode&& encode) {
+void checkpointed_run(const communicator& comm, const call_signature& sig, const checkpoint_start& start,
+                      std::int64_t n, const schedule& s, std::chrono::milliseconds every, Piece&& piece,
+                      Encode&& encode) {
   checkpoint_writer writer(comm, start.path, start.id, start.run, n, start.done, every);
   std::string payload;
-  auto save = [&] {
+  auto save_now = [&] {
     encode(payload);
-    writer.write(payload);
+    writer.save_now(payload);
   };
-  const interrupt_guard signals;
+  std::exception_ptr failure;
+  std::optional<interrupt_guard> signals(std::in_place);
   try {
     for_each_owned_chunk(comm, writer.remaining().size(), s, [&](const chunk& virtual_chunk) {
       writer.remaining().to_real(virtual_chunk, writer.piece(), [&](const chunk& real) {
         if (const int signal = interrupt_guard::pending()) {
-          save();
+          save_now();
           writer.throw_interrupted(signal);
         }
         piece(real);
         writer.completed(real);
-        if (writer.due()) save();
+        if (writer.due()) {
+          encode(payload);
+          writer.save_later(payload);
+        }
       });
     });
-  } catch (const interrupted&) {
-    throw;
-  } catch (...) {
-    try {
-      save();  // the chunks completed before the failure are kept
-    } catch (...) {
-      // the failure itself matters more
+    // A signal after the last piece: the program still stops as asked (the rerun finds it all).
+    if (const int signal = interrupt_guard::pending()) {
+      save_now();
+      writer.throw_interrupted(signal);
     }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  writer.stop();
+  try {
+    agree_on_failure(comm.native(), failure, &sig);
+  } catch (...) {
+    // The call failed somewhere: keep the chunks this rank completed, and return only once every
+    // rank has, so that a rerun right after this one finds every rank's file.
+    if (!writer.saved_all()) {
+      try {
+        save_now();
+      } catch (...) {
+        // the call's failure matters more
+      }
+    }
+    MPI_Request all_saved = MPI_REQUEST_NULL;
+    if (MPI_Ibarrier(comm.native(), &all_saved) == MPI_SUCCESS) complete_by(all_saved, std::nullopt);
     throw;
   }
-  save();
-  // A signal after the last piece: the work is saved, and the program still stops as asked.
-  if (const int signal = interrupt_guard::pending()) writer.throw_interrupted(signal);
+  if (const int signal = interrupt_guard::pending()) {
+    // Signalled while the other ranks finished: the call is complete everywhere, but this rank
+    // saves its part and then takes the signal as it would have without a checkpoint.
+    save_now();
+    signals.reset();
+    std::raise(signal);
+  }
 }
 
 }  // namespace mpiproc::detail
