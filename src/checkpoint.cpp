@@ -1,26 +1,24 @@
-#include <mpiproc/detail/checkpoint_file.hpp>
-#include <mpiproc/error.hpp>
-
-#include <boost/crc.hpp>
-
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <optional>
-#include <thread>
+#include <boost/crc.hpp>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <mpiproc/detail/checkpoint_file.hpp>
+#include <mpiproc/error.hpp>
+#include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <sstream>
 #include <system_error>
+#include <thread>
 
 namespace mpiproc::detail {
 
@@ -283,10 +281,12 @@ void for_each_span_in_order(const std::vector<const checkpoint_record*>& records
   while (!heap.empty()) {
     cursor c = heap.top();
     heap.pop();
-    if (c.position < next_free) throw error("mpiproc: checkpoint files record position " + std::to_string(c.position) +
-                                            " twice; they were not used. Delete them to start over");
+    if (c.position < next_free)
+      throw error("mpiproc: checkpoint files record position " + std::to_string(c.position) +
+                  " twice; they were not used. Delete them to start over");
     std::int64_t take = 1;
-    if (c.stride == 1) take = heap.empty() ? c.left : std::max<std::int64_t>(1, std::min(c.left, heap.top().position - c.position));
+    if (c.stride == 1)
+      take = heap.empty() ? c.left : std::max<std::int64_t>(1, std::min(c.left, heap.top().position - c.position));
     span(c.record, c.item, c.position, take);
     next_free = c.position + (take - 1) * c.stride + 1;
     c.position += take * c.stride;
@@ -312,22 +312,24 @@ remaining_positions::remaining_positions(std::int64_t n, const std::vector<chunk
   gap(at, n);
 }
 
+namespace {
+struct sigaction previous_term {
+}, previous_usr1{};  // the handlers a guard replaced
+}  // namespace
+
 interrupt_guard::interrupt_guard() {
   received_signal.store(0, std::memory_order_relaxed);
   struct sigaction action {};
   action.sa_handler = on_interrupt;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESETHAND | SA_RESTART;  // a second signal acts as usual
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGUSR1, &action, nullptr);
+  action.sa_flags = SA_RESETHAND | SA_RESTART;  // a second signal acts as without a handler
+  sigaction(SIGTERM, &action, &previous_term);
+  sigaction(SIGUSR1, &action, &previous_usr1);
 }
 
 interrupt_guard::~interrupt_guard() {
-  struct sigaction usual {};
-  usual.sa_handler = SIG_DFL;
-  sigemptyset(&usual.sa_mask);
-  sigaction(SIGTERM, &usual, nullptr);
-  sigaction(SIGUSR1, &usual, nullptr);
+  sigaction(SIGTERM, &previous_term, nullptr);
+  sigaction(SIGUSR1, &previous_usr1, nullptr);
 }
 
 int interrupt_guard::pending() noexcept { return received_signal.load(std::memory_order_relaxed); }

@@ -2,21 +2,19 @@
 // or another rank count, returns exactly an uninterrupted run's answer and computes only the
 // positions the first run did not complete; another call's file is refused; a corrupted or
 // truncated file is detected and never used.
-#include "test_support.hpp"
-
-#include <mpiproc/mpiproc.hpp>
-
 #include <boost/serialization/vector.hpp>
-
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mpiproc/mpiproc.hpp>
 #include <numeric>
 #include <string>
 #include <vector>
+
+#include "test_support.hpp"
 
 using mpiproc::range;
 using mpiproc::schedule;
@@ -27,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::vector<schedule> all_schedules() {
-  return {schedule::block(), schedule::cyclic(), schedule::cyclic(3), schedule::dynamic(),
+  return {schedule::block(),    schedule::cyclic(), schedule::cyclic(3), schedule::dynamic(),
           schedule::dynamic(7), schedule::guided(), schedule::guided(4)};
 }
 
@@ -201,7 +199,8 @@ TEST(Checkpoint, ForEachVisitsEveryItemOnceOverBothRuns) {
         for (const auto i : sub) completed.push_back(i);
       };
     };
-    EXPECT_THROW(mpiproc::for_each_chunk(world(), range<std::int64_t>{0, n}, visit(true), s, cp), mpiproc::remote_error);
+    EXPECT_THROW(mpiproc::for_each_chunk(world(), range<std::int64_t>{0, n}, visit(true), s, cp),
+                 mpiproc::remote_error);
     mpiproc::for_each_chunk(world(), range<std::int64_t>{0, n}, visit(false), s, cp);
     std::vector<std::int64_t> all = test::all_gather(completed);
     std::sort(all.begin(), all.end());
@@ -343,15 +342,46 @@ TEST(Checkpoint, AnotherCallsFileIsRefused) {
       EXPECT_NE(std::string(e.what()).find("another call"), std::string::npos) << e.what();
     }
   };
-  expect_refused([&] { mpiproc::map_reduce(world(), range<std::int64_t>{0, 100}, square, std::plus<>{}, schedule::dynamic(), mpiproc::checkpoint{path, "v2"}); }, "tag");
-  expect_refused([&] { mpiproc::map_reduce(world(), range<std::int64_t>{0, 101}, square, std::plus<>{}, schedule::dynamic(), mpiproc::checkpoint{path, "v1"}); }, "range");
-  expect_refused([&] { mpiproc::map_reduce(world(), range<std::int64_t>{0, 100}, square, std::plus<>{}, schedule::block(), mpiproc::checkpoint{path, "v1"}); }, "schedule");
-  expect_refused([&] { mpiproc::map_reduce(world(), range<std::int64_t>{0, 100}, [](std::int64_t i) { return double(i); }, std::plus<>{}, schedule::dynamic(), mpiproc::checkpoint{path, "v1"}); }, "result type");
-  expect_refused([&] { mpiproc::map(world(), range<std::int64_t>{0, 100}, square, schedule::dynamic(), mpiproc::checkpoint{path, "v1"}); }, "call");
+  expect_refused(
+      [&] {
+        mpiproc::map_reduce(world(), range<std::int64_t>{0, 100}, square, std::plus<>{}, schedule::dynamic(),
+                            mpiproc::checkpoint{path, "v2"});
+      },
+      "tag");
+  expect_refused(
+      [&] {
+        mpiproc::map_reduce(world(), range<std::int64_t>{0, 101}, square, std::plus<>{}, schedule::dynamic(),
+                            mpiproc::checkpoint{path, "v1"});
+      },
+      "range");
+  expect_refused(
+      [&] {
+        mpiproc::map_reduce(world(), range<std::int64_t>{0, 100}, square, std::plus<>{}, schedule::block(),
+                            mpiproc::checkpoint{path, "v1"});
+      },
+      "schedule");
+  expect_refused(
+      [&] {
+        mpiproc::map_reduce(
+            world(), range<std::int64_t>{0, 100}, [](std::int64_t i) { return double(i); }, std::plus<>{},
+            schedule::dynamic(), mpiproc::checkpoint{path, "v1"});
+      },
+      "result type");
+  expect_refused(
+      [&] {
+        mpiproc::map(world(), range<std::int64_t>{0, 100}, square, schedule::dynamic(),
+                     mpiproc::checkpoint{path, "v1"});
+      },
+      "call");
   // The file is untouched: the right call still finds its answer.
   std::int64_t calls = 0;
-  EXPECT_EQ(mpiproc::map_reduce(world(), range<std::int64_t>{0, 100}, [&](std::int64_t i) { ++calls; return i * i; },
-                                std::plus<>{}, schedule::dynamic(), mpiproc::checkpoint{path, "v1"}),
+  EXPECT_EQ(mpiproc::map_reduce(
+                world(), range<std::int64_t>{0, 100},
+                [&](std::int64_t i) {
+                  ++calls;
+                  return i * i;
+                },
+                std::plus<>{}, schedule::dynamic(), mpiproc::checkpoint{path, "v1"}),
             328350);
   EXPECT_EQ(sum_over_ranks(calls), 0);
 }
@@ -398,8 +428,9 @@ TEST(Checkpoint, LeftoverTemporaryFilesAreIgnored) {
   const scratch dir;
   const auto path = dir.file("tmp");
   on_rank0([&] { std::ofstream(path.string() + ".part-1-0.tmp") << "half written"; });
-  EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 100}, [](int i) { return i; }, std::plus<>{}, schedule::block(),
-                                mpiproc::checkpoint{path}),
+  EXPECT_EQ(mpiproc::map_reduce(
+                world(), range<int>{0, 100}, [](int i) { return i; }, std::plus<>{}, schedule::block(),
+                mpiproc::checkpoint{path}),
             4950);
   if (world().rank() == 0) {
     EXPECT_EQ(dir.listing(), std::vector<std::string>{"tmp"});

@@ -4,15 +4,14 @@
 // completed positions, the positions left to compute, and the signals that interrupt a call.
 // The typed layer (checkpointed.hpp) supplies the payloads.
 
-#include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/schedule_loop.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/schedule_loop.hpp>
 #include <string>
 #include <vector>
 
@@ -44,11 +43,11 @@ struct checkpoint_record {
 /// What rank 0 finds at a checkpoint path: the merged file and the rank files not merged yet.
 struct checkpoint_contents {
   bool has_main = false;
-  checkpoint_record main;                   // its runs are stride 1, disjoint, in position order
-  std::vector<std::uint64_t> absorbed;      // runs whose rank files `main` already holds
-  std::vector<checkpoint_record> parts;     // rank files of runs not absorbed
-  std::vector<std::uint64_t> part_runs;     // the run of each part
-  std::vector<std::filesystem::path> files; // every rank file and stale temporary file found
+  checkpoint_record main;                    // its runs are stride 1, disjoint, in position order
+  std::vector<std::uint64_t> absorbed;       // runs whose rank files `main` already holds
+  std::vector<checkpoint_record> parts;      // rank files of runs not absorbed
+  std::vector<std::uint64_t> part_runs;      // the run of each part
+  std::vector<std::filesystem::path> files;  // every rank file and stale temporary file found
 };
 
 /// Reads and checks `path` and its rank files. Throws usage_error if a file was written for another
@@ -85,7 +84,8 @@ class remaining_positions {
     std::int64_t v = virtual_chunk.offset, left = virtual_chunk.count;
     const std::int64_t stride = virtual_chunk.stride;
     while (left > 0) {
-      const auto k = static_cast<std::size_t>(std::upper_bound(virtual_.begin(), virtual_.end(), v) - virtual_.begin() - 1);
+      const auto k =
+          static_cast<std::size_t>(std::upper_bound(virtual_.begin(), virtual_.end(), v) - virtual_.begin() - 1);
       const std::int64_t gap_end = virtual_[k] + length_[k];
       std::int64_t in_gap = std::min(left, (gap_end - 1 - v) / stride + 1);
       left -= in_gap;
@@ -104,8 +104,9 @@ class remaining_positions {
   std::vector<std::int64_t> real_, virtual_, length_;  // per gap: its first position, virtual number, length
 };
 
-/// SIGTERM and SIGUSR1 set a flag instead of ending the process while one exists (RAII); the
-/// first such signal also restores the usual handler, so a second one kills as usual.
+/// SIGTERM and SIGUSR1 set a flag instead of ending the process while one exists (RAII; one at a
+/// time per process); the first such signal also resets the handler, so a second one kills as
+/// usual. The handlers it replaced come back when it ends.
 class interrupt_guard {
  public:
   interrupt_guard();

@@ -3,6 +3,11 @@
 // The typed layer of checkpoints: what a reduction, a map and a for_each save, how rank 0 merges
 // the files at the start and end of a call, and the loop that records completed chunks.
 
+#include <boost/core/demangle.hpp>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <exception>
 #include <mpiproc/checkpoint.hpp>
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/bytes.hpp>
@@ -14,14 +19,7 @@
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/reduction.hpp>
 #include <mpiproc/schedule.hpp>
-
-#include <boost/core/demangle.hpp>
-
-#include <csignal>
-#include <cstdint>
-#include <exception>
 #include <optional>
-#include <cstring>
 #include <string>
 #include <typeinfo>
 #include <utility>
@@ -120,13 +118,15 @@ struct map_kind {
     std::vector<std::vector<R>> decoded;
     for (const checkpoint_record* r : records) decoded.push_back(results(*r));
     checkpoint_record out;
-    for_each_span_in_order(records, [&](std::size_t record, std::int64_t item, std::int64_t position, std::int64_t count) {
-      if (!out.runs.empty() && out.runs.back().offset + out.runs.back().count == position)
-        out.runs.back().count += count;
-      else
-        out.runs.push_back(chunk{position, count, 1});
-      for (std::int64_t k = 0; k < count; ++k) append(out.payload, decoded[record][static_cast<std::size_t>(item + k)]);
-    });
+    for_each_span_in_order(records,
+                           [&](std::size_t record, std::int64_t item, std::int64_t position, std::int64_t count) {
+                             if (!out.runs.empty() && out.runs.back().offset + out.runs.back().count == position)
+                               out.runs.back().count += count;
+                             else
+                               out.runs.push_back(chunk{position, count, 1});
+                             for (std::int64_t k = 0; k < count; ++k)
+                               append(out.payload, decoded[record][static_cast<std::size_t>(item + k)]);
+                           });
     return out;
   }
 };
@@ -162,9 +162,9 @@ struct checkpoint_start {
   std::filesystem::path path;
   checkpoint_identity id;
   std::uint64_t run = 0;
-  checkpoint_record merged;              // rank 0 only
-  std::vector<std::uint64_t> absorbed;   // rank 0 only
-  std::vector<chunk> done;               // every rank
+  checkpoint_record merged;             // rank 0 only
+  std::vector<std::uint64_t> absorbed;  // rank 0 only
+  std::vector<chunk> done;              // every rank
 };
 
 /// Collective: rank 0 merges what earlier runs left (refusing another call's file or a corrupted
