@@ -436,3 +436,50 @@ TEST(Checkpoint, LeftoverTemporaryFilesAreIgnored) {
     EXPECT_EQ(dir.listing(), std::vector<std::string>{"tmp"});
   }
 }
+
+// Items given on rank 0 are known by their positions; the results come back on a root other
+// than rank 0 (rank 0 still writes the whole answer).
+TEST(Checkpoint, ItemsAndRootFormsResume) {
+  const scratch dir;
+  std::vector<std::string> words;
+  for (int i = 0; i < 300; ++i) words.push_back("w" + std::to_string(i));
+  std::int64_t calls = 0;
+  auto length = [&](bool fail) {
+    return [&calls, fail](const std::string& w) {
+      if (fail && w == "w200") throw std::runtime_error("stopped");
+      ++calls;
+      return static_cast<std::int64_t>(w.size());
+    };
+  };
+  std::vector<std::int64_t> lengths;
+  for (const auto& w : words) lengths.push_back(static_cast<std::int64_t>(w.size()));
+  const mpiproc::checkpoint cp{dir.file("items"), "words", std::chrono::milliseconds(0)};
+  EXPECT_THROW(mpiproc::map(world(), words, length(true), schedule::dynamic(11), cp), mpiproc::remote_error);
+  calls = 0;
+  EXPECT_EQ(mpiproc::map(world(), words, length(false), schedule::dynamic(11), cp), lengths);
+  EXPECT_LT(sum_over_ranks(calls), 300);
+
+  const int root = world().size() - 1;
+  const mpiproc::checkpoint sum_cp{dir.file("root_sum"), "", std::chrono::milliseconds(0)};
+  auto square = [](bool fail) {
+    return [fail](std::int64_t i) {
+      if (fail && i == 777) throw std::runtime_error("stopped");
+      return i * i;
+    };
+  };
+  EXPECT_THROW(mpiproc::map_reduce_root(world(), root, range<std::int64_t>{0, 1000}, square(true), std::plus<>{},
+                                        schedule::cyclic(5), sum_cp),
+               mpiproc::remote_error);
+  const auto sum = mpiproc::map_reduce_root(world(), root, range<std::int64_t>{0, 1000}, square(false), std::plus<>{},
+                                            schedule::cyclic(5), sum_cp);
+  EXPECT_EQ(sum.has_value(), world().rank() == root);
+  if (sum) {
+    EXPECT_EQ(*sum, 332833500);
+  }
+  // The file holds the answer: a rerun on every rank computes nothing and returns it.
+  EXPECT_EQ(mpiproc::map_reduce(
+                world(), range<std::int64_t>{0, 1000},
+                [](std::int64_t) -> std::int64_t { throw std::runtime_error("computed again"); }, std::plus<>{},
+                schedule::cyclic(5), mpiproc::checkpoint{dir.file("root_sum")}),
+            332833500);
+}
