@@ -15,11 +15,13 @@ namespace mpiproc {
 ///
 /// As the call runs, every rank records the chunks it completed and their partial results (the
 /// results themselves for map) in a file of its own next to `path` (`path.part-<run>-<rank>`),
-/// written to a temporary file, flushed to disk (fsync) and renamed, so a file is never half
-/// written; at the start and end of the call rank 0 merges them into `path`. Run the same call
-/// again, at any rank count, and it computes only the positions of the range that no earlier run
-/// completed, and returns exactly what an uninterrupted run returns. A call that completed leaves
-/// its whole answer in `path`: running it again computes nothing.
+/// rewritten at most once per `every` by a thread of its own: written to a temporary file, flushed
+/// to disk (fsync) and renamed, so a file is never half written. When the call fails (a function
+/// threw, a signal came) every rank writes what it completed before the call throws. At the start
+/// of the next call rank 0 merges the rank files into `path`; that call, at any rank count,
+/// computes only the positions no earlier run completed and returns exactly what an uninterrupted
+/// run returns. A call that completes writes its whole answer to `path` (one durable write by rank
+/// 0): running it again computes nothing. A piece of work that fails partway runs again whole.
 ///
 /// While the call runs, SIGTERM and SIGUSR1 (what mpirun and Slurm send before a kill) make every
 /// rank finish the chunk in hand, write its progress and throw mpiproc::interrupted; a second
