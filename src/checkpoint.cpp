@@ -1,17 +1,19 @@
+#include <mpiproc/detail/checkpoint_file.hpp>
+#include <mpiproc/error.hpp>
+
+#include <boost/crc.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <boost/crc.hpp>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <mpiproc/detail/checkpoint_file.hpp>
-#include <mpiproc/error.hpp>
 #include <mutex>
 #include <optional>
 #include <queue>

@@ -2,19 +2,21 @@
 // or another rank count, returns exactly an uninterrupted run's answer and computes only the
 // positions the first run did not complete; another call's file is refused; a corrupted or
 // truncated file is detected and never used.
+#include "test_support.hpp"
+
+#include <mpiproc/mpiproc.hpp>
+
 #include <boost/serialization/vector.hpp>
+
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <mpiproc/mpiproc.hpp>
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include "test_support.hpp"
 
 using mpiproc::range;
 using mpiproc::schedule;

@@ -4,14 +4,15 @@
 // completed positions, the positions left to compute, and the signals that interrupt a call.
 // The typed layer (checkpointed.hpp) supplies the payloads.
 
+#include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/schedule_loop.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/schedule_loop.hpp>
 #include <string>
 #include <vector>
 

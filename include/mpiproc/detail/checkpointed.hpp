@@ -1,13 +1,9 @@
 #pragma once
 
 // The typed layer of checkpoints: what a reduction, a map and a for_each save, how rank 0 merges
-// the files at the start and end of a call, and the loop that records completed chunks.
+// the files at the start of a call and writes the whole answer at its end, and the loop that
+// records completed chunks.
 
-#include <boost/core/demangle.hpp>
-#include <csignal>
-#include <cstdint>
-#include <cstring>
-#include <exception>
 #include <mpiproc/checkpoint.hpp>
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/bytes.hpp>
@@ -19,6 +15,13 @@
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/reduction.hpp>
 #include <mpiproc/schedule.hpp>
+
+#include <boost/core/demangle.hpp>
+
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <exception>
 #include <optional>
 #include <string>
 #include <typeinfo>
