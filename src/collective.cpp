@@ -100,6 +100,7 @@ std::uint64_t call_signature::hash() const noexcept {
   // type_info's hash_code is a hash of the mangled name in GCC and Clang: the same in every process.
   h = mix(h, operation ? operation->hash_code() : 0);
   h = mix(h, result ? result->hash_code() : 0);
+  h = mix(h, checkpointed ? 1 : 0);
   return h;
 }
 
@@ -115,6 +116,7 @@ std::string call_signature::describe() const {
   out += root < 0 ? ", result on every rank" : ", result on rank " + std::to_string(root);
   if (operation) out += ", operation " + readable(*operation);
   if (result) out += (source >= 0 ? ", item type " : ", result type ") + readable(*result);
+  if (checkpointed) out += ", with a checkpoint";
   return out;
 }
 

@@ -21,13 +21,19 @@ int broken_by(const std::exception_ptr& failure) {
   }
 }
 
-bool is_usage_error(const std::exception_ptr& failure) {
+/// How every rank rethrows a failure: as remote_error, or as the failed rank's own kind where that
+/// kind means the same on every rank (misuse; an interruption by a signal).
+enum failure_kind : unsigned long { remote = 0, misuse = 1, interruption = 2 };
+
+failure_kind kind_of(const std::exception_ptr& failure) {
   try {
     std::rethrow_exception(failure);
   } catch (const usage_error&) {
-    return true;
+    return misuse;
+  } catch (const interrupted&) {
+    return interruption;
   } catch (...) {
-    return false;
+    return remote;
   }
 }
 
@@ -106,12 +112,13 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signat
   int failed_rank = size;
   MPIPROC_CHECK(MPI_Allreduce(&candidate, &failed_rank, 1, MPI_INT, MPI_MIN, comm));
   std::string message = rank == failed_rank ? message_of(local) : std::string();
-  // {length, whether it was misuse}
-  unsigned long header[2] = {message.size(), rank == failed_rank && is_usage_error(local) ? 1ul : 0ul};
+  // {length, its failure_kind}
+  unsigned long header[2] = {message.size(), rank == failed_rank ? static_cast<unsigned long>(kind_of(local)) : 0ul};
   MPIPROC_CHECK(MPI_Bcast(header, 2, MPI_UNSIGNED_LONG, failed_rank, comm));
   message.resize(header[0]);
   MPIPROC_CHECK(MPI_Bcast(message.data(), static_cast<int>(header[0]), MPI_CHAR, failed_rank, comm));
-  if (header[1]) throw usage_error("rank " + std::to_string(failed_rank) + ": " + message);
+  if (header[1] == misuse) throw usage_error("rank " + std::to_string(failed_rank) + ": " + message);
+  if (header[1] == interruption) throw interrupted("rank " + std::to_string(failed_rank) + ": " + message);
   throw remote_error(failed_rank, std::move(message), failed_ranks);
 }
 

@@ -25,6 +25,9 @@
 namespace app {
 
 inline constexpr int exit_usage = 2;
+/// A checkpointed run stopped by SIGTERM or SIGUSR1 after saving its work (sysexits' EX_TEMPFAIL:
+/// run it again with the same --checkpoint to finish).
+inline constexpr int exit_interrupted = 75;
 
 /// Parses the command line on every rank. Returns an exit code when the program should stop now
 /// (0 after --help, 2 after bad input), std::nullopt to go on.
@@ -145,14 +148,44 @@ struct schedule_option {
   }
 };
 
+/// Adds --checkpoint FILE to `cli`: the program's map records its progress there and a rerun
+/// resumes it (mpiproc::checkpoint).
+struct checkpoint_option {
+  std::string file;
+  std::string tag;
+
+  checkpoint_option(CLI::App& cli, std::string program_tag) : tag(std::move(program_tag)) {
+    cli.add_option("--checkpoint", file,
+                   "Record progress in FILE; run again with the same FILE to resume after a kill. SIGTERM or SIGUSR1 "
+                   "save and exit with status 75");
+  }
+
+  mpiproc::checkpoint get() const { return file.empty() ? mpiproc::checkpoint{} : mpiproc::checkpoint{file, tag}; }
+
+  /// With a checkpoint, rank 0 prints how many items this run computed (the rest were saved).
+  void report(const mpiproc::communicator& world, std::int64_t computed_here, std::int64_t total) const {
+    if (file.empty()) return;
+    std::int64_t computed = 0;
+    MPI_Reduce(&computed_here, &computed, 1, MPI_INT64_T, MPI_SUM, 0, world.native());
+    if (world.rank() == 0)
+      std::printf("checkpoint %s: computed %lld of %lld items in this run\n", file.c_str(),
+                  static_cast<long long>(computed), static_cast<long long>(total));
+  }
+};
+
 /// Runs the program's body and turns errors into one clear message and a non-zero exit code:
-/// 2 for bad input (usage_error), 1 for anything else. An error that only this rank saw (not a
+/// 2 for bad input (usage_error), 75 when a checkpointed call was interrupted by a signal, 1 for
+/// anything else. An error that only this rank saw (not a
 /// remote_error, which every rank holds) aborts all ranks: the others may be waiting for this one
 /// in a collective or on shared state, and would otherwise wait forever.
 inline int run(const mpiproc::communicator& world, const char* program, const std::function<void()>& body) {
   try {
     body();
     return 0;
+  } catch (const mpiproc::interrupted& e) {
+    // Every rank holds it: the work is saved; say so once.
+    if (world.rank() == 0) std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return exit_interrupted;
   } catch (const mpiproc::remote_error& e) {
     // Every rank holds the same error: say it once.
     if (world.rank() == 0) std::fprintf(stderr, "%s: error on %s\n", program, e.what());

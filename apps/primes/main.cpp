@@ -27,15 +27,22 @@ int main(int argc, char** argv) {
   cli.add_option("-n,--max", n, "Upper end N of [1, N]")->transform(app::whole_number(std::int64_t{1}, std::int64_t{1} << 40))->capture_default_str();
   cli.add_flag("--list", list, "Also print every prime, in order");
   app::schedule_option schedule{cli, "dynamic"};
+  app::checkpoint_option checkpoint{cli, "primes by trial division"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "primes", [&] {
     const double start = app::now();
     const mpiproc::range<std::int64_t> numbers{1, n + 1};
     tally total;
+    std::int64_t computed = 0;  // items this rank computed in this run (the rest a checkpoint held)
     if (list) {
       const std::vector<char> flags = mpiproc::map_root(
-          world, 0, numbers, [](std::int64_t i) -> char { return workloads::is_prime(i); }, schedule.get());
+          world, 0, numbers,
+          [&computed](std::int64_t i) -> char {
+            ++computed;
+            return workloads::is_prime(i);
+          },
+          schedule.get(), checkpoint.get());
       for (std::size_t k = 0; k < flags.size(); ++k)
         if (flags[k]) {
           const auto p = numbers.at_offset(static_cast<std::int64_t>(k));
@@ -44,13 +51,18 @@ int main(int argc, char** argv) {
         }
     } else {
       total = mpiproc::map_reduce(
-          world, numbers, [](std::int64_t i) { return workloads::is_prime(i) ? tally{1, i} : tally{}; },
-          mpiproc::reduction{std::plus<>{}, tally{}}, schedule.get());
+          world, numbers,
+          [&computed](std::int64_t i) {
+            ++computed;
+            return workloads::is_prime(i) ? tally{1, i} : tally{};
+          },
+          mpiproc::reduction{std::plus<>{}, tally{}}, schedule.get(), checkpoint.get());
     }
     const double seconds = app::now() - start;
     if (world.rank() == 0)
       std::printf("primes in [1, %lld]: %lld primes, sum %lld\n", static_cast<long long>(n),
                   static_cast<long long>(total.count), static_cast<long long>(total.sum));
+    checkpoint.report(world, computed, n);
     app::report(world, schedule.get().name(), seconds);
   });
 }

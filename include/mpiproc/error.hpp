@@ -80,6 +80,15 @@ class buffer_too_short : public error {
   using error::error;
 };
 
+/// A checkpointed call (see checkpoint.hpp) stopped early because a rank received SIGTERM or
+/// SIGUSR1: the chunks in hand were finished and recorded, and every rank of the call throws this.
+/// Run the program again with the same checkpoint to resume; the programs in apps/ exit with
+/// status 75 (EX_TEMPFAIL, "try again") on it.
+class interrupted : public error {
+ public:
+  using error::error;
+};
+
 /// User code threw on some rank during a collective call; every rank of that call throws this.
 class remote_error : public error {
  public:

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <mpiproc/checkpoint.hpp>
 #include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
@@ -16,48 +18,66 @@
 
 namespace mpiproc {
 
+namespace detail {
+
+/// Collective: do(chunk) for the chunks `s` gives this rank, or with a checkpoint for the pieces of
+/// the positions no earlier run completed. The caller holds the call's collective_call.
+template <class Do>
+void for_each_positions(const communicator& comm, const call_signature& sig, std::int64_t n, const schedule& s,
+                        const checkpoint& cp, const std::string& range, Do&& work) {
+  if (!cp) {
+    run_collectively(comm.native(), sig, [&] { for_each_owned_chunk(comm, n, s, work); });
+    return;
+  }
+  call_signature checked = sig;
+  checked.checkpointed = true;
+  const for_each_kind kind;
+  const checkpoint_start start =
+      begin_checkpoint(comm, checked, cp, {"for_each", range, schedule_text(s), "none", {}}, kind);
+  checkpointed_run(comm, checked, start, n, s, cp.every, work, [](std::string&) {});
+  finish_checkpoint(comm, checked, start, [&] { return checkpoint_record{all_positions(n), {}}; });
+}
+
+}  // namespace detail
+
 /// Collective: calls fn(i) for every i in `r` for its side effects, each i on exactly one rank as
 /// `s` assigns. Returns when every rank is done. If fn throws on any rank, every rank throws
-/// remote_error.
+/// remote_error. With a checkpoint `cp`, completed chunks are recorded and a rerun calls fn only
+/// for the rest (see checkpoint.hpp).
 template <index_type T, std::invocable<T> Fn>
-void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
+void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const checkpoint& cp = {}) {
   const detail::collective_call entered(comm, "for_each");
   const auto sig = detail::signature_of("for_each", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
-  detail::run_collectively(comm.native(), sig, [&] {
-    detail::for_each_owned_chunk(comm, r.size(), s, [&](const detail::chunk& c) {
-      detail::for_each_item(r, c, [&](T i) { std::invoke(fn, i); });
-    });
+  detail::for_each_positions(comm, sig, r.size(), s, cp, detail::range_text(r), [&](const detail::chunk& c) {
+    detail::for_each_item(r, c, [&](T i) { std::invoke(fn, i); });
   });
 }
 
 /// Collective: the chunk form of for_each; fn receives the sub-ranges of `r` this rank owns.
 template <index_type T, std::invocable<range<T>> Fn>
-void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}) {
+void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const checkpoint& cp = {}) {
   const detail::collective_call entered(comm, "for_each_chunk");
   const auto sig =
       detail::signature_of("for_each_chunk", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
-  detail::run_collectively(comm.native(), sig, [&] {
-    detail::for_each_owned_chunk(comm, r.size(), s, [&](const detail::chunk& c) {
-      detail::for_each_subrange(r, c, [&](const range<T>& sub) { std::invoke(fn, sub); });
-    });
+  detail::for_each_positions(comm, sig, r.size(), s, cp, detail::range_text(r), [&](const detail::chunk& c) {
+    detail::for_each_subrange(r, c, [&](const range<T>& sub) { std::invoke(fn, sub); });
   });
 }
 
 /// Collective: calls fn(item) for each item of `items` as given on rank 0 (broadcast first; the
 /// other ranks' vectors are ignored), each item on exactly one rank.
 template <class Item, std::invocable<const Item&> Fn>
-void for_each(const communicator& comm, std::vector<Item> items, Fn fn, schedule s = {}) {
-  const detail::collective_call entered(comm, "for_each");
-  detail::agree_before_broadcast<Item>(comm.native(), "for_each", s, detail::all_ranks, 0);
-  detail::broadcast(comm.native(), items, 0);
-  const auto n = static_cast<std::int64_t>(items.size());
-  const auto sig = detail::signature_of("for_each", n, 0, s, detail::all_ranks);
-  detail::run_collectively(comm.native(), sig, [&] {
-    detail::for_each_owned_chunk(comm, n, s, [&](const detail::chunk& c) {
-      detail::for_each_item(range<std::int64_t>{0, n}, c,
-                            [&](std::int64_t i) { std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); });
-    });
-  });
+void for_each(const communicator& comm, std::vector<Item> items, Fn fn, schedule s = {}, const checkpoint& cp = {}) {
+  {
+    // The broadcast is part of the call: the ranks agree on it first, and must not be inside
+    // another call here.
+    const detail::collective_call entered(comm, "for_each");
+    detail::agree_before_broadcast<Item>(comm.native(), "for_each", s, detail::all_ranks, 0);
+    detail::broadcast(comm.native(), items, 0);
+  }
+  const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
+  for_each(comm, positions, [&](std::int64_t i) { std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); }, s,
+           cp);
 }
 
 }  // namespace mpiproc

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <mpiproc/checkpoint.hpp>
 #include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/reduce_partials.hpp>
@@ -31,15 +33,40 @@ inline void check_root(const communicator& comm, int root) {
 
 /// The heart of every reduction: each rank folds the chunks it owns into one partial result with
 /// `fold(chunk, partial)`, the ranks agree on failures and on the call, then the partials are
-/// combined. The caller holds the call's collective_call.
+/// combined. With a checkpoint (`range` names the range in its file), only the positions no
+/// earlier run completed are folded, and rank 0 adds the saved partial result.
+/// The caller holds the call's collective_call.
 template <class R, class Op, class Fold>
 std::optional<R> fold_and_reduce(const communicator& comm, const call_signature& sig, std::int64_t n,
-                                 const schedule& s, const Op& op, Fold&& fold, int root) {
+                                 const schedule& s, const Op& op, Fold&& fold, int root, const checkpoint& cp = {},
+                                 const std::string& range = {}) {
   R partial = identity_of<R>(op);
-  run_collectively(comm.native(), sig, [&] {
-    for_each_owned_chunk(comm, n, s, [&](const chunk& c) { fold(c, partial); });
-  });
-  return reduce_partials(comm, std::move(partial), op, root);
+  if (!cp) {
+    run_collectively(comm.native(), sig, [&] {
+      for_each_owned_chunk(comm, n, s, [&](const chunk& c) { fold(c, partial); });
+    });
+    return reduce_partials(comm, std::move(partial), op, root);
+  }
+  call_signature checked = sig;
+  checked.checkpointed = true;
+  const reduction_kind<R, Op> kind{op};
+  const checkpoint_start start =
+      begin_checkpoint(comm, checked, cp, {"reduction", range, schedule_text(s), type_text<R>(), {}}, kind);
+  checkpointed_run(
+      comm, checked, start, n, s, cp.every,
+      [&](const chunk& c) {
+        // Each piece folds on its own, so that `partial` always covers exactly the recorded pieces.
+        R piece = identity_of<R>(op);
+        fold(c, piece);
+        partial = op(std::move(partial), std::move(piece));
+      },
+      [&](std::string& out) { out = to_bytes(partial); });
+  if (comm.rank() == 0) partial = op(kind.saved(start.merged), std::move(partial));
+  // Rank 0 writes the whole answer, so it gets the result even where only another root would.
+  std::optional<R> result = reduce_partials(comm, std::move(partial), op, root == 0 ? 0 : all_ranks);
+  finish_checkpoint(comm, checked, start, [&] { return checkpoint_record{all_positions(n), to_bytes(*result)}; });
+  if (root != all_ranks && comm.rank() != root) return std::nullopt;
+  return result;
 }
 
 template <class T, class Fn, class Op>
@@ -51,7 +78,8 @@ using chunk_result_t = typename reduction_result<Op, std::invoke_result_t<Fn&, r
 template <class T, class Fn, class Op>
 std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicator& comm, const call_signature& sig,
                                                                const range<T>& r, Fn& fn, const Op& op,
-                                                               const schedule& s, int root) {
+                                                               const schedule& s, int root,
+                                                               const checkpoint& cp, const std::string& range) {
   using R = element_result_t<T, Fn, Op>;
   return fold_and_reduce<R>(comm, sig, r.size(), s, op,
                             [&](const chunk& c, R& partial) {
@@ -60,7 +88,7 @@ std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicato
                               for_each_item(r, c, [&](T i) { acc = op(std::move(acc), std::invoke(fn, i)); });
                               partial = std::move(acc);
                             },
-                            root);
+                            root, cp, range);
 }
 
 }  // namespace detail
@@ -70,13 +98,16 @@ std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicato
 /// std::multiplies, the std bit and logical operators, mpiproc::minimum and mpiproc::maximum are
 /// known with their identities; wrap any other operator as mpiproc::reduction{op, identity}.
 /// An empty range gives the identity. If fn throws on any rank, every rank throws remote_error.
+/// With a checkpoint `cp`, completed chunks are recorded and a rerun computes only the rest
+/// (see checkpoint.hpp; SIGTERM or SIGUSR1 then throw interrupted on every rank).
 template <index_type T, std::invocable<T> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<T, Fn, Op>>
-detail::element_result_t<T, Fn, Op> map_reduce(const communicator& comm, range<T> r, Fn fn, Op op, schedule s = {}) {
+detail::element_result_t<T, Fn, Op> map_reduce(const communicator& comm, range<T> r, Fn fn, Op op, schedule s = {},
+                                               const checkpoint& cp = {}) {
   const detail::collective_call entered(comm, "map_reduce");
   const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
       "map_reduce", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
-  return *detail::map_reduce_elements(comm, sig, r, fn, op, s, detail::all_ranks);
+  return *detail::map_reduce_elements(comm, sig, r, fn, op, s, detail::all_ranks, cp, detail::range_text(r));
 }
 
 /// Collective: as map_reduce, but the result only on `root` (std::nullopt on the other ranks),
@@ -84,12 +115,13 @@ detail::element_result_t<T, Fn, Op> map_reduce(const communicator& comm, range<T
 template <index_type T, std::invocable<T> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<T, Fn, Op>>
 std::optional<detail::element_result_t<T, Fn, Op>> map_reduce_root(const communicator& comm, int root, range<T> r,
-                                                                   Fn fn, Op op, schedule s = {}) {
+                                                                   Fn fn, Op op, schedule s = {},
+                                                                   const checkpoint& cp = {}) {
   detail::check_root(comm, root);
   const detail::collective_call entered(comm, "map_reduce_root");
   const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
       "map_reduce_root", r.size(), static_cast<std::uint64_t>(r.first()), s, root);
-  return detail::map_reduce_elements(comm, sig, r, fn, op, s, root);
+  return detail::map_reduce_elements(comm, sig, r, fn, op, s, root, cp, detail::range_text(r));
 }
 
 /// Collective: the chunk form of map_reduce. fn receives whole sub-ranges of `r` (the chunks `s`
@@ -98,7 +130,7 @@ std::optional<detail::element_result_t<T, Fn, Op>> map_reduce_root(const communi
 template <index_type T, std::invocable<range<T>> Fn, class Op>
   requires detail::reduction_for<Op, detail::chunk_result_t<T, Fn, Op>>
 detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, range<T> r, Fn fn, Op op,
-                                                    schedule s = {}) {
+                                                    schedule s = {}, const checkpoint& cp = {}) {
   using R = detail::chunk_result_t<T, Fn, Op>;
   const detail::collective_call entered(comm, "map_reduce_chunks");
   const auto sig = detail::signature_of<Op, R>("map_reduce_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s,
@@ -109,15 +141,16 @@ detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, ra
                                          partial = op(std::move(partial), std::invoke(fn, sub));
                                        });
                                      },
-                                     detail::all_ranks);
+                                     detail::all_ranks, cp, detail::range_text(r));
 }
 
 /// Collective: op-reduces fn(item) over the items of `items` as given on rank 0 (the other ranks'
-/// vectors are ignored; the items are broadcast first). The result on every rank.
+/// vectors are ignored; the items are broadcast first). The result on every rank. A checkpoint
+/// knows the items by their count only: let its tag name them.
 template <class Item, std::invocable<const Item&> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<const Item&, Fn, Op>>
 detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& comm, std::vector<Item> items, Fn fn,
-                                                         Op op, schedule s = {}) {
+                                                         Op op, schedule s = {}, const checkpoint& cp = {}) {
   using R = detail::element_result_t<const Item&, Fn, Op>;
   const detail::collective_call entered(comm, "map_reduce");
   detail::agree_before_broadcast<Item>(comm.native(), "map_reduce", s, detail::all_ranks, 0);
@@ -125,18 +158,8 @@ detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& com
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
   const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
   const auto sig = detail::signature_of<Op, R>("map_reduce", positions.size(), 0, s, detail::all_ranks);
-  return *detail::map_reduce_elements(comm, sig, positions, at, op, s, detail::all_ranks);
-  const auto n = static_cast<std::int64_t>(items.size());
-  return *detail::fold_and_reduce<R>(comm, sig, n, s, op,
-                                     [&](const detail::chunk& c, R& partial) {
-                                       R acc = std::move(partial);
-                                       detail::for_each_item(range<std::int64_t>{0, n}, c, [&](std::int64_t i) {
-                                         acc = op(std::move(acc),
-                                                  std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]));
-                                       });
-                                       partial = std::move(acc);
-                                     },
-                                     detail::all_ranks);
+  return *detail::map_reduce_elements(comm, sig, positions, at, op, s, detail::all_ranks, cp,
+                                      detail::items_text(positions.size()));
 }
 
 }  // namespace mpiproc

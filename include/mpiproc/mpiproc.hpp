@@ -3,6 +3,7 @@
 // Umbrella header: the whole public API.
 #include <mpiproc/array.hpp>
 #include <mpiproc/barrier.hpp>
+#include <mpiproc/checkpoint.hpp>
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/condition.hpp>
 #include <mpiproc/counter.hpp>

@@ -29,6 +29,7 @@ struct call_signature {
   int source = -1;  // the rank whose items are broadcast, for the calls over items
   const std::type_info* operation = nullptr;  // the reduction's operator, if any
   const std::type_info* result = nullptr;
+  bool checkpointed = false;  // the call records its progress in a checkpoint file
 
   /// The same on ranks that were asked the same; cheap (no strings built).
   std::uint64_t hash() const noexcept;
