@@ -81,12 +81,6 @@ std::string ranks_list(const std::vector<int>& ranks) {
   return out;
 }
 
-void mark_running(MPI_Comm comm) {
-  calls& c = the_calls();
-  std::lock_guard guard(c.mutex);
-  c.running.push_back(comm);
-}
-
 }  // namespace
 
 std::uint64_t call_signature::hash() const noexcept {
@@ -129,12 +123,15 @@ void require_mpi(const char* what) {
   if (!initialized) throw usage_error(std::string("mpiproc: ") + what + " before MPI was initialized; create an mpiproc::environment first");
 }
 
+namespace {
 bool in_collective_call(MPI_Comm comm) noexcept {
   calls& c = the_calls();
   std::lock_guard guard(c.mutex);
   return std::find(c.running.begin(), c.running.end(), comm) != c.running.end();
 }
 
+/// The debug mode's check that every rank entered the call `name` (see collective_call); does
+/// nothing unless MPIPROC_COLLECTIVE_TIMEOUT is set.
 void check_all_ranks_enter(MPI_Comm comm, const char* name) {
   const double timeout = collective_timeout();
   if (timeout <= 0) return;
@@ -194,27 +191,34 @@ void check_all_ranks_enter(MPI_Comm comm, const char* name) {
   }
 }
 
-collective_call::collective_call(MPI_Comm comm, const char* name) : comm_(comm) {
-  require_mpi(name);
-  enter(name);
+}  // namespace
+
+void enter_construction(MPI_Comm comm, const char* what) {
+  require_mpi(what);
+  if (in_collective_call(comm))
+    throw usage_error(std::string("mpiproc: ") + what +
+                      " made inside a collective call (a map's function, a role's work) on the communicator it is "
+                      "made over; make it before the call");
+  check_all_ranks_enter(comm, what);
 }
 
-collective_call::collective_call(const communicator& loop_comm, const char* name) : comm_(MPI_COMM_NULL) {
-  require_mpi(name);
-  comm_ = loop_comm.native();
-  if (in_collective_call(comm_)) enter(name);  // throws
-  check_all_ranks_enter(comm_, name);
-  chunk_source::prepare(loop_comm);
-  mark_running(comm_);
+collective_call::collective_call(MPI_Comm comm, const char* name) : comm_(comm) { enter(name, nullptr); }
+
+collective_call::collective_call(const communicator& loop_comm, const char* name) : comm_(loop_comm.native()) {
+  enter(name, &loop_comm);
 }
 
-void collective_call::enter(const char* name) {
+void collective_call::enter(const char* name, const communicator* loop_comm) {
+  require_mpi(name);
   if (in_collective_call(comm_))
     throw usage_error(std::string("mpiproc: ") + name +
                       " started inside another collective call on the same communicator (e.g. a map inside a "
                       "map's function); make every rank call it outside, or use another communicator for the inner one");
   check_all_ranks_enter(comm_, name);
-  mark_running(comm_);
+  if (loop_comm) chunk_source::prepare(*loop_comm);
+  calls& c = the_calls();
+  std::lock_guard guard(c.mutex);
+  c.running.push_back(comm_);
 }
 
 collective_call::~collective_call() {

@@ -94,10 +94,7 @@ bool communicator::has_chunk_counter() const noexcept { return state_->handles->
 
 std::pair<MPI_Comm, std::uint64_t> communicator::new_channel() const {
   auto& h = *state_->handles;
-  detail::require_mpi("making a pipe");
-  if (detail::in_collective_call(h.comm))
-    throw usage_error("mpiproc: a pipe made inside another collective call on the same communicator; make it before");
-  detail::check_all_ranks_enter(h.comm, "pipe constructor");
+  detail::enter_construction(h.comm, "a pipe");
   if (h.channels == MPI_COMM_NULL) {
     MPIPROC_CHECK(MPI_Comm_dup(h.comm, &h.channels));
     MPIPROC_CHECK(MPI_Comm_set_errhandler(h.channels, MPI_ERRORS_RETURN));

@@ -683,11 +683,7 @@ struct shared_segment::state : breakable {
 
 shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* initial, handler answer)
     : state_(std::make_shared<state>()) {
-  require_mpi("making a lock, queue or other shared object");
-  if (in_collective_call(user))
-    throw usage_error("mpiproc: a lock, queue or other shared object made inside a collective call (a map's function, "
-                      "a role's work) on the communicator it is made over; make it before the call");
-  check_all_ranks_enter(user, "constructor of a shared object");
+  enter_construction(user, "a lock, queue or other shared object");
   state& s = *state_;
   register_breakable(user, state_);
   MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));

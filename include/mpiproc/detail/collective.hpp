@@ -71,7 +71,7 @@ class collective_call {
   collective_call& operator=(const collective_call&) = delete;
 
  private:
-  void enter(const char* name);
+  void enter(const char* name, const communicator* loop_comm);
 
   MPI_Comm comm_;
 };
@@ -79,11 +79,11 @@ class collective_call {
 /// Throws usage_error if MPI was finalized (or is not initialized): `what` names the operation.
 void require_mpi(const char* what);
 
-/// The debug-mode check alone (see collective_call), for collective calls that may run inside
-/// another one on purpose (internal objects). Does nothing unless MPIPROC_COLLECTIVE_TIMEOUT is set.
-void check_all_ranks_enter(MPI_Comm comm, const char* name);
-
-/// Whether a collective call on `comm` is running on this rank.
-bool in_collective_call(MPI_Comm comm) noexcept;
+/// The start of a collective construction over `comm` (a shared object, a pipe; `what` names it):
+/// throws usage_error if MPI is finalized or if a collective call on `comm` is running on this rank
+/// (the object would be made by only the ranks running that call's function), and in debug mode
+/// checks that every rank entered it, as collective_call does. Nothing is kept: the construction's
+/// own collective calls follow at once.
+void enter_construction(MPI_Comm comm, const char* what);
 
 }  // namespace mpiproc::detail
