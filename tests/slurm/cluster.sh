@@ -88,10 +88,10 @@ cancel_jobs() {
 kill_leftovers() {
   local pid pids=()
   for pid in $(pgrep -x slurmstepd 2>/dev/null || true); do
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$dir/slurm.conf" &&
+    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "SLURM_CONF=$dir/slurm.conf" &&
       mapfile -t -O "${#pids[@]}" pids < <(descendants "$pid")
   done
-  for pid in $(pgrep -x 'munged|slurmctld|slurmd|slurmscriptd' 2>/dev/null || true); do
+  for pid in $(pgrep -x munged; pgrep -x slurmctld; pgrep -x slurmd); do
     alive "$pid" && grep -qF -- "$dir/" "/proc/$pid/cmdline" 2>/dev/null && pids+=("$pid")
   done
   [[ ${#pids[@]} -gt 0 ]] || return 0
