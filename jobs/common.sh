@@ -35,8 +35,8 @@ esac
 log_header() {
   local commit
   commit=$(git -C "$jobs_dir" describe --always --dirty 2>/dev/null || echo unknown)
-  echo "== $(date -Is) job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_TASK_ID:+ (array task $SLURM_ARRAY_TASK_ID)}" \
-    "restart ${SLURM_RESTART_COUNT:-0} on $(hostname -s)"
+  echo "== $(date -Is) job ${SLURM_JOB_ID:-none}" \
+    "${SLURM_ARRAY_TASK_ID:+(array task $SLURM_ARRAY_TASK_ID) }restart ${SLURM_RESTART_COUNT:-0} on $(hostname -s)"
   echo "   allocation: ${SLURM_JOB_NUM_NODES:-1} node(s) ${SLURM_JOB_NODELIST:-$(hostname -s)}," \
     "${SLURM_NTASKS:-?} task(s), partition ${SLURM_JOB_PARTITION:-none}"
   echo "   mpiproc: commit $commit, programs in $bin"
