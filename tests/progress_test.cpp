@@ -353,7 +353,7 @@ TEST(ChunkTimeLimit, ALimitNotReachedChangesNothing) {
 // call on the communicator works.
 TEST(ChunkTimeLimit, AChunkPastTheLimitFailsTheCallOnEveryRankNamingItsRank) {
   constexpr auto limit = 300ms;
-  constexpr auto sleep = 2500ms;
+  constexpr auto sleep = 1500ms;
   for (const auto& s : {schedule::block(), schedule::cyclic(), schedule::dynamic(), schedule::guided()}) {
     for (const bool chunk_form : {false, true}) {
       const std::string what = describe(s) + (chunk_form ? " chunk form" : " element form");
@@ -394,7 +394,7 @@ TEST(ChunkTimeLimit, AChunkPastTheLimitFailsTheCallOnEveryRankNamingItsRank) {
       EXPECT_NE(message.find("chunk_time_limit of 0.3 s"), std::string::npos) << what << ": " << message;
       EXPECT_NE(message.find("positions "), std::string::npos) << what << ": " << message;
       if (world().rank() != stuck_rank) {
-        EXPECT_LT(failed_after, 1.8) << what << " (rank " << world().rank() << ")";
+        EXPECT_LT(failed_after, 1.2) << what << " (rank " << world().rank() << ")";
       }
       // The communicator goes on as after any failed call.
       reports seen;

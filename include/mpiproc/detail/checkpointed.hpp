@@ -239,6 +239,10 @@ void checkpointed_run(const communicator& comm, const call_signature& sig, const
     encode(payload);
     writer.save_now(payload);
   };
+  auto record = [&](const chunk& done) {
+    piece(done);
+    writer.completed(done);
+  };
   std::optional<interrupt_guard> signals(std::in_place);
   run_map_part(
       comm, opts, n, n - writer.remaining().size(),
@@ -249,8 +253,9 @@ void checkpointed_run(const communicator& comm, const call_signature& sig, const
               save_now();
               writer.throw_interrupted(signal);
             }
-            each(real, piece);
-            writer.completed(real);
+            // Each slice is recorded as it completes, so that the payload (which every slice adds
+            // to) always covers exactly the recorded positions.
+            each(real, record);
             if (writer.due()) {
               encode(payload);
               writer.save_later(payload);
