@@ -95,6 +95,7 @@ std::uint64_t call_signature::hash() const noexcept {
   h = mix(h, operation ? operation->hash_code() : 0);
   h = mix(h, result ? result->hash_code() : 0);
   h = mix(h, checkpointed ? 1 : 0);
+  h = mix(h, options);
   return h;
 }
 
@@ -111,6 +112,8 @@ std::string call_signature::describe() const {
   if (operation) out += ", operation " + readable(*operation);
   if (result) out += (source >= 0 ? ", item type " : ", result type ") + readable(*result);
   if (checkpointed) out += ", with a checkpoint";
+  if (options & 1) out += ", with progress";
+  if (options & 2) out += ", with a chunk time limit";
   return out;
 }
 

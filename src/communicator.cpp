@@ -20,6 +20,8 @@ struct mpi_handles {
   std::unique_ptr<chunk_counter> counter;
   MPI_Comm channels = MPI_COMM_NULL;  // pipes' messages, each pipe on tags of its own
   std::uint64_t channels_made = 0;
+  MPI_Comm map_calls = MPI_COMM_NULL;  // progress and time-limit messages of map calls
+  std::uint64_t map_calls_begun = 0;
 
   void release() noexcept {
     if (counter) counter->release();
@@ -27,6 +29,7 @@ struct mpi_handles {
       forget_pipe_drains(channels);
       MPI_Comm_free(&channels);
     }
+    if (map_calls != MPI_COMM_NULL) MPI_Comm_free(&map_calls);
     if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
 };
@@ -91,6 +94,20 @@ detail::chunk_counter& communicator::chunk_counter() const {
 }
 
 bool communicator::has_chunk_counter() const noexcept { return state_->handles->counter != nullptr; }
+
+void communicator::begin_map_call() const {
+  auto& h = *state_->handles;
+  ++h.map_calls_begun;
+  if (h.map_calls == MPI_COMM_NULL && size() > 1) {
+    MPIPROC_CHECK(MPI_Comm_dup(h.comm, &h.map_calls));
+    MPIPROC_CHECK(MPI_Comm_set_errhandler(h.map_calls, MPI_ERRORS_RETURN));
+  }
+}
+
+std::pair<MPI_Comm, std::uint64_t> communicator::map_call_channel() const {
+  const auto& h = *state_->handles;
+  return {h.map_calls, h.map_calls_begun};
+}
 
 std::pair<MPI_Comm, std::uint64_t> communicator::new_channel() const {
   auto& h = *state_->handles;

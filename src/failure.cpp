@@ -81,7 +81,8 @@ namespace {
 }
 }  // namespace
 
-void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature) {
+void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature,
+                      const std::function<bool()>& settle) {
   int rank = 0, size = 1;
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
   MPIPROC_CHECK(MPI_Comm_size(comm, &size));
@@ -100,7 +101,19 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signat
   // rank's service thread (which answers other ranks' queue, dict and lock requests) from running.
   MPI_Request pending = MPI_REQUEST_NULL;
   MPIPROC_CHECK(MPI_Iallreduce(here, most, 4, MPI_UINT64_T, MPI_MAX, comm, &pending));
-  complete_by(pending, std::nullopt);
+  if (settle) {
+    // The call's own messages (progress, a stop) all arrive before it ends, so that none is left.
+    poller patience;
+    bool settled = false;
+    for (int agreed = 0;;) {
+      if (!agreed) MPIPROC_CHECK(MPI_Test(&pending, &agreed, MPI_STATUS_IGNORE));
+      settled = settled || settle();
+      if (agreed && (settled || most[2] != ~most[3])) break;
+      patience.pause();
+    }
+  } else {
+    complete_by(pending, std::nullopt);
+  }
   if (most[2] != ~most[3]) report_disagreement(comm, rank, size, *signature);
   if (most[0] == 0) return;
   const int mine[2] = {local ? 1 : 0, own_reason ? 1 : 0};

@@ -63,6 +63,7 @@ chunk_source::chunk_source(const communicator& comm, std::int64_t n, const sched
 }
 
 void chunk_source::prepare(const communicator& comm) {
+  comm.begin_map_call();
   if (comm.size() == 1) return;  // one rank runs every schedule as block
   if (!comm.has_chunk_counter()) {
     int level = MPI_THREAD_SINGLE;

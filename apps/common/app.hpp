@@ -9,6 +9,7 @@
 #include <mpi.h>
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -170,6 +171,26 @@ struct checkpoint_option {
     if (world.rank() == 0)
       std::printf("checkpoint %s: computed %lld of %lld items in this run\n", file.c_str(),
                   static_cast<long long>(computed), static_cast<long long>(total));
+  }
+};
+
+/// Adds --progress/--no-progress (on by default): rank 0 shows the map's progress on stderr (a bar
+/// on a terminal, a line per 10 % in a file such as a Slurm log; mpiproc::progress), only once a
+/// call has run 2 s, so that quick runs print nothing and their output stays as it was.
+struct progress_option {
+  bool on = true;
+  std::string label;
+
+  progress_option(CLI::App& cli, std::string program) : label(std::move(program)) {
+    cli.add_flag("--progress,!--no-progress", on,
+                 "Show the progress of calls that run over 2 s on stderr (on by default; --no-progress: off)");
+  }
+
+  mpiproc::progress get() const {
+    if (!on) return mpiproc::progress::off();
+    mpiproc::progress shown{label};
+    shown.quiet_for = std::chrono::seconds(2);
+    return shown;
   }
 };
 

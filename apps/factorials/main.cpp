@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   cli.add_option("-k,--max", max, "Largest k")->transform(app::whole_number(1L, 10'000'000L))->capture_default_str();
   app::schedule_option schedule{cli, "dynamic"};
   app::checkpoint_option checkpoint{cli, "factorial bit lengths"};
+  app::progress_option progress{cli, "factorials"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "factorials", [&] {
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
           ++computed;
           return workloads::factorial_bits(static_cast<unsigned long>(k));
         },
-        std::plus<>{}, schedule.get(), checkpoint.get());
+        std::plus<>{}, schedule.get(), {checkpoint.get(), progress.get()});
     const double seconds = app::now() - start;
     if (world.rank() == 0)
       std::printf("factorials of [1, %ld]: sum of bit lengths %llu\n", max, static_cast<unsigned long long>(checksum));

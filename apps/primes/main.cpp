@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   cli.add_flag("--list", list, "Also print every prime, in order");
   app::schedule_option schedule{cli, "dynamic"};
   app::checkpoint_option checkpoint{cli, "primes by trial division"};
+  app::progress_option progress{cli, "primes"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "primes", [&] {
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
             ++computed;
             return workloads::is_prime(i);
           },
-          schedule.get(), checkpoint.get());
+          schedule.get(), {checkpoint.get(), progress.get()});
       for (std::size_t k = 0; k < flags.size(); ++k)
         if (flags[k]) {
           const auto p = numbers.at_offset(static_cast<std::int64_t>(k));
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
             ++computed;
             return workloads::is_prime(i) ? tally{1, i} : tally{};
           },
-          mpiproc::reduction{std::plus<>{}, tally{}}, schedule.get(), checkpoint.get());
+          mpiproc::reduction{std::plus<>{}, tally{}}, schedule.get(), {checkpoint.get(), progress.get()});
     }
     const double seconds = app::now() - start;
     if (world.rank() == 0)

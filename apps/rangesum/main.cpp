@@ -43,14 +43,17 @@ int main(int argc, char** argv) {
   cli.add_flag("--roles", as_roles,
                "Run the repeats at the same time, each on its own group of ranks (the seed's Processes)");
   app::schedule_option schedule{cli, "block"};
+  app::progress_option progress{cli, "rangesum"};
   if (auto code = app::parse(cli, argc, argv, world)) return *code;
 
   return app::run(world, "rangesum", [&] {
     const double start = app::now();
     const mpiproc::range<std::int64_t> numbers{first, last};  // usage_error (exit 2) if last < first
+    // With --roles every group's rank 0 would show its own progress: only the plain run shows it.
     const auto sum_over = [&](const mpiproc::communicator& ranks) {
       return mpiproc::map_reduce(ranks, numbers, [](std::int64_t i) { return static_cast<int128>(i); },
-                                 mpiproc::reduction{std::plus<>{}, int128{0}}, schedule.get());
+                                 mpiproc::reduction{std::plus<>{}, int128{0}}, schedule.get(),
+                                 as_roles ? mpiproc::progress::off() : progress.get());
     };
     std::vector<int128> sums;
     if (as_roles) {

@@ -10,6 +10,7 @@ namespace mpiproc {
 
 namespace detail {
 struct communicator_state;
+class call_monitor;
 class chunk_counter;
 class chunk_source;
 class pipe_channel;
@@ -34,6 +35,7 @@ class communicator {
   void barrier() const;
 
  private:
+  friend class detail::call_monitor;
   friend class detail::chunk_source;
   friend class detail::pipe_channel;
   /// Collective: a communicator for channels (a second private duplicate, made on first use) and a
@@ -42,6 +44,12 @@ class communicator {
   /// The shared counter behind the dynamic and guided schedules, created on first use (collective).
   detail::chunk_counter& chunk_counter() const;
   bool has_chunk_counter() const noexcept;
+  /// Collective, at the start of every map call (see chunk_source::prepare): counts the call and,
+  /// on the first over several ranks, makes the communicator for the messages of calls with
+  /// progress or a time limit (a private duplicate, so that they never meet the user's).
+  void begin_map_call() const;
+  /// That communicator and the number of the map call running, the same on every rank.
+  std::pair<MPI_Comm, std::uint64_t> map_call_channel() const;
 
   std::shared_ptr<detail::communicator_state> state_;
 };

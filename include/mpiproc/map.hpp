@@ -1,7 +1,8 @@
 #pragma once
 
-#include <mpiproc/checkpoint.hpp>
+#include <mpiproc/call_options.hpp>
 #include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
@@ -52,10 +53,13 @@ std::vector<R> gather_in_order(const communicator& comm, std::int64_t n, std::ve
 /// Collective: at(i) for every position i in [0, n), computed where `s` says, returned in position
 /// order on `root` (or every rank for all_ranks); other ranks get an empty vector. With a
 /// checkpoint (`range` names the range in its file), only the positions no earlier run completed
-/// are computed, and rank 0 adds the saved results. The caller holds the call's collective_call.
+/// are computed, and rank 0 adds the saved results; with progress or a time limit, in slices. The
+/// caller holds the call's collective_call.
 template <class At>
-auto map_positions(const communicator& comm, const call_signature& sig, std::int64_t n, At& at, const schedule& s,
-                   int root, const checkpoint& cp = {}, const std::string& range = {}) {
+auto map_positions(const communicator& comm, const call_signature& asked, std::int64_t n, At& at, const schedule& s,
+                   int root, const call_options& opts = {}, const std::string& range = {}) {
+  const call_signature sig = with_options(asked, opts);
+  const checkpoint& cp = opts.checkpoint;
   using R = std::decay_t<std::invoke_result_t<At&, std::int64_t>>;
   std::vector<std::int64_t> chunks;  // (offset, count, stride) in the order this rank computed them
   std::vector<R> results;
@@ -64,7 +68,7 @@ auto map_positions(const communicator& comm, const call_signature& sig, std::int
     for (std::int64_t k = 0; k < c.count; ++k) results.push_back(std::invoke(at, c.offset + k * c.stride));
   };
   if (!cp) {
-    run_collectively(comm.native(), sig, [&] { for_each_owned_chunk(comm, n, s, compute); });
+    run_chunks(comm, sig, opts, n, s, compute);
     return gather_in_order(comm, n, std::move(chunks), std::move(results), root);
   }
 
@@ -80,7 +84,7 @@ auto map_positions(const communicator& comm, const call_signature& sig, std::int
   const std::size_t saved = results.size();
   std::size_t completed = saved, encoded = saved;  // results that are whole pieces; in the payload
   checkpointed_run(
-      comm, checked, start, n, s, cp.every,
+      comm, checked, start, n, s, opts,
       [&](const chunk& c) {
         compute(c);
         completed = results.size();
@@ -102,44 +106,44 @@ auto map_positions(const communicator& comm, const call_signature& sig, std::int
 
 template <class T, class Fn>
 auto map_range(const communicator& comm, const char* call, const range<T>& r, Fn& fn, const schedule& s, int root,
-               const checkpoint& cp) {
+               const call_options& opts) {
   using R = std::decay_t<std::invoke_result_t<Fn&, T>>;
   const collective_call entered(comm, call);
   const auto sig = signature_of<void, R>(call, r.size(), static_cast<std::uint64_t>(r.first()), s, root);
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, r.at_offset(i)); };
-  return map_positions(comm, sig, r.size(), at, s, root, cp, range_text(r));
+  return map_positions(comm, sig, r.size(), at, s, root, opts, range_text(r));
 }
 
 template <class Item, class Fn>
 auto map_items(const communicator& comm, const char* call, std::vector<Item>& items, Fn& fn, const schedule& s,
-               int source, int root, const checkpoint& cp) {
+               int source, int root, const call_options& opts) {
   using R = std::decay_t<std::invoke_result_t<Fn&, const Item&>>;
   const collective_call entered(comm, call);
   agree_before_broadcast<Item>(comm.native(), call, s, root, source);
   broadcast(comm.native(), items, source);
   const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
-  return map_positions(comm, sig, static_cast<std::int64_t>(items.size()), at, s, root, cp,
+  return map_positions(comm, sig, static_cast<std::int64_t>(items.size()), at, s, root, opts,
                        items_text(static_cast<std::int64_t>(items.size())));
 }
 
 }  // namespace detail
 
 /// Collective, like Pool.map: fn(i) for every i in `r`, computed where `s` says, returned in input
-/// order on every rank. If fn throws on any rank, every rank throws remote_error. With a checkpoint
-/// `cp`, computed results are recorded and a rerun computes only the rest (see checkpoint.hpp).
+/// order on every rank. If fn throws on any rank, every rank throws remote_error. `opts`: a
+/// checkpoint, progress and a chunk time limit, as for map_reduce (see call_options.hpp).
 template <index_type T, std::invocable<T> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map(const communicator& comm, range<T> r, Fn fn,
-                                                           schedule s = {}, const checkpoint& cp = {}) {
-  return detail::map_range(comm, "map", r, fn, s, detail::all_ranks, cp);
+                                                           schedule s = {}, const call_options& opts = {}) {
+  return detail::map_range(comm, "map", r, fn, s, detail::all_ranks, opts);
 }
 
 /// Collective: as map over a range, but the results only on `root` (empty on the other ranks).
 template <index_type T, std::invocable<T> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map_root(const communicator& comm, int root, range<T> r,
-                                                                Fn fn, schedule s = {}, const checkpoint& cp = {}) {
+                                                                Fn fn, schedule s = {}, const call_options& opts = {}) {
   detail::check_root(comm, root);
-  return detail::map_range(comm, "map_root", r, fn, s, root, cp);
+  return detail::map_range(comm, "map_root", r, fn, s, root, opts);
 }
 
 /// Collective, like Pool.map(f, items): fn(item) for each item of `items` as given on rank 0 (the
@@ -147,8 +151,8 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map_root(const communica
 template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const communicator& comm,
                                                                      std::vector<Item> items, Fn fn,
-                                                                     schedule s = {}, const checkpoint& cp = {}) {
-  return detail::map_items(comm, "map", items, fn, s, 0, detail::all_ranks, cp);
+                                                                     schedule s = {}, const call_options& opts = {}) {
+  return detail::map_items(comm, "map", items, fn, s, 0, detail::all_ranks, opts);
 }
 
 /// Collective: fn(item) for each item of `items` as given on `root`, the results in input order on
@@ -156,9 +160,9 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const comm
 template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map_root(const communicator& comm, int root,
                                                                           std::vector<Item> items, Fn fn,
-                                                                          schedule s = {}, const checkpoint& cp = {}) {
+                                                                          schedule s = {}, const call_options& opts = {}) {
   detail::check_root(comm, root);
-  return detail::map_items(comm, "map_root", items, fn, s, root, root, cp);
+  return detail::map_items(comm, "map_root", items, fn, s, root, root, opts);
 }
 
 }  // namespace mpiproc

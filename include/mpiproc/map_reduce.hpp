@@ -1,7 +1,8 @@
 #pragma once
 
-#include <mpiproc/checkpoint.hpp>
+#include <mpiproc/call_options.hpp>
 #include <mpiproc/communicator.hpp>
+#include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
@@ -34,17 +35,17 @@ inline void check_root(const communicator& comm, int root) {
 /// The heart of every reduction: each rank folds the chunks it owns into one partial result with
 /// `fold(chunk, partial)`, the ranks agree on failures and on the call, then the partials are
 /// combined. With a checkpoint (`range` names the range in its file), only the positions no
-/// earlier run completed are folded, and rank 0 adds the saved partial result.
-/// The caller holds the call's collective_call.
+/// earlier run completed are folded, and rank 0 adds the saved partial result; with progress or
+/// a time limit, the chunks are folded in slices. The caller holds the call's collective_call.
 template <class R, class Op, class Fold>
-std::optional<R> fold_and_reduce(const communicator& comm, const call_signature& sig, std::int64_t n,
-                                 const schedule& s, const Op& op, Fold&& fold, int root, const checkpoint& cp = {},
-                                 const std::string& range = {}) {
+std::optional<R> fold_and_reduce(const communicator& comm, const call_signature& asked, std::int64_t n,
+                                 const schedule& s, const Op& op, Fold&& fold, int root,
+                                 const call_options& opts = {}, const std::string& range = {}) {
+  const call_signature sig = with_options(asked, opts);
+  const checkpoint& cp = opts.checkpoint;
   R partial = identity_of<R>(op);
   if (!cp) {
-    run_collectively(comm.native(), sig, [&] {
-      for_each_owned_chunk(comm, n, s, [&](const chunk& c) { fold(c, partial); });
-    });
+    run_chunks(comm, sig, opts, n, s, [&](const chunk& c) { fold(c, partial); });
     return reduce_partials(comm, std::move(partial), op, root);
   }
   call_signature checked = sig;
@@ -53,7 +54,7 @@ std::optional<R> fold_and_reduce(const communicator& comm, const call_signature&
   const checkpoint_start start =
       begin_checkpoint(comm, checked, cp, {"reduction", range, schedule_text(s), type_text<R>(), {}}, kind);
   checkpointed_run(
-      comm, checked, start, n, s, cp.every,
+      comm, checked, start, n, s, opts,
       [&](const chunk& c) {
         // Each piece folds on its own, so that `partial` always covers exactly the recorded pieces.
         R piece = identity_of<R>(op);
@@ -79,7 +80,7 @@ template <class T, class Fn, class Op>
 std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicator& comm, const call_signature& sig,
                                                                const range<T>& r, Fn& fn, const Op& op,
                                                                const schedule& s, int root,
-                                                               const checkpoint& cp, const std::string& range) {
+                                                               const call_options& opts, const std::string& range) {
   using R = element_result_t<T, Fn, Op>;
   return fold_and_reduce<R>(comm, sig, r.size(), s, op,
                             [&](const chunk& c, R& partial) {
@@ -88,7 +89,7 @@ std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicato
                               for_each_item(r, c, [&](T i) { acc = op(std::move(acc), std::invoke(fn, i)); });
                               partial = std::move(acc);
                             },
-                            root, cp, range);
+                            root, opts, range);
 }
 
 }  // namespace detail
@@ -98,16 +99,18 @@ std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicato
 /// std::multiplies, the std bit and logical operators, mpiproc::minimum and mpiproc::maximum are
 /// known with their identities; wrap any other operator as mpiproc::reduction{op, identity}.
 /// An empty range gives the identity. If fn throws on any rank, every rank throws remote_error.
-/// With a checkpoint `cp`, completed chunks are recorded and a rerun computes only the rest
-/// (see checkpoint.hpp; SIGTERM or SIGUSR1 then throw interrupted on every rank).
+/// `opts`: a checkpoint records completed chunks so that a rerun computes only the rest (see
+/// checkpoint.hpp; SIGTERM or SIGUSR1 then throw interrupted on every rank); progress shows the
+/// whole call's progress on rank 0 (progress.hpp); a chunk_time_limit fails the call on every rank
+/// when a chunk runs past it (chunk_time_limit.hpp). Each of them, or several as a braced list.
 template <index_type T, std::invocable<T> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<T, Fn, Op>>
 detail::element_result_t<T, Fn, Op> map_reduce(const communicator& comm, range<T> r, Fn fn, Op op, schedule s = {},
-                                               const checkpoint& cp = {}) {
+                                               const call_options& opts = {}) {
   const detail::collective_call entered(comm, "map_reduce");
   const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
       "map_reduce", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
-  return *detail::map_reduce_elements(comm, sig, r, fn, op, s, detail::all_ranks, cp, detail::range_text(r));
+  return *detail::map_reduce_elements(comm, sig, r, fn, op, s, detail::all_ranks, opts, detail::range_text(r));
 }
 
 /// Collective: as map_reduce, but the result only on `root` (std::nullopt on the other ranks),
@@ -116,12 +119,12 @@ template <index_type T, std::invocable<T> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<T, Fn, Op>>
 std::optional<detail::element_result_t<T, Fn, Op>> map_reduce_root(const communicator& comm, int root, range<T> r,
                                                                    Fn fn, Op op, schedule s = {},
-                                                                   const checkpoint& cp = {}) {
+                                                                   const call_options& opts = {}) {
   detail::check_root(comm, root);
   const detail::collective_call entered(comm, "map_reduce_root");
   const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
       "map_reduce_root", r.size(), static_cast<std::uint64_t>(r.first()), s, root);
-  return detail::map_reduce_elements(comm, sig, r, fn, op, s, root, cp, detail::range_text(r));
+  return detail::map_reduce_elements(comm, sig, r, fn, op, s, root, opts, detail::range_text(r));
 }
 
 /// Collective: the chunk form of map_reduce. fn receives whole sub-ranges of `r` (the chunks `s`
@@ -130,7 +133,7 @@ std::optional<detail::element_result_t<T, Fn, Op>> map_reduce_root(const communi
 template <index_type T, std::invocable<range<T>> Fn, class Op>
   requires detail::reduction_for<Op, detail::chunk_result_t<T, Fn, Op>>
 detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, range<T> r, Fn fn, Op op,
-                                                    schedule s = {}, const checkpoint& cp = {}) {
+                                                    schedule s = {}, const call_options& opts = {}) {
   using R = detail::chunk_result_t<T, Fn, Op>;
   const detail::collective_call entered(comm, "map_reduce_chunks");
   const auto sig = detail::signature_of<Op, R>("map_reduce_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s,
@@ -141,7 +144,7 @@ detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, ra
                                          partial = op(std::move(partial), std::invoke(fn, sub));
                                        });
                                      },
-                                     detail::all_ranks, cp, detail::range_text(r));
+                                     detail::all_ranks, opts, detail::range_text(r));
 }
 
 /// Collective: op-reduces fn(item) over the items of `items` as given on rank 0 (the other ranks'
@@ -150,7 +153,7 @@ detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, ra
 template <class Item, std::invocable<const Item&> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<const Item&, Fn, Op>>
 detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& comm, std::vector<Item> items, Fn fn,
-                                                         Op op, schedule s = {}, const checkpoint& cp = {}) {
+                                                         Op op, schedule s = {}, const call_options& opts = {}) {
   using R = detail::element_result_t<const Item&, Fn, Op>;
   const detail::collective_call entered(comm, "map_reduce");
   detail::agree_before_broadcast<Item>(comm.native(), "map_reduce", s, detail::all_ranks, 0);
@@ -158,7 +161,7 @@ detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& com
   auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
   const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
   const auto sig = detail::signature_of<Op, R>("map_reduce", positions.size(), 0, s, detail::all_ranks);
-  return *detail::map_reduce_elements(comm, sig, positions, at, op, s, detail::all_ranks, cp,
+  return *detail::map_reduce_elements(comm, sig, positions, at, op, s, detail::all_ranks, opts,
                                       detail::items_text(positions.size()));
 }
 

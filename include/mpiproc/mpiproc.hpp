@@ -3,7 +3,9 @@
 // Umbrella header: the whole public API.
 #include <mpiproc/array.hpp>
 #include <mpiproc/barrier.hpp>
+#include <mpiproc/call_options.hpp>
 #include <mpiproc/checkpoint.hpp>
+#include <mpiproc/chunk_time_limit.hpp>
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/condition.hpp>
 #include <mpiproc/counter.hpp>
@@ -16,6 +18,7 @@
 #include <mpiproc/map.hpp>
 #include <mpiproc/map_reduce.hpp>
 #include <mpiproc/pipe.hpp>
+#include <mpiproc/progress.hpp>
 #include <mpiproc/queue.hpp>
 #include <mpiproc/raw_array.hpp>
 #include <mpiproc/raw_value.hpp>

@@ -4,9 +4,11 @@
 // the files at the start of a call and writes the whole answer at its end, and the loop that
 // records completed chunks.
 
+#include <mpiproc/call_options.hpp>
 #include <mpiproc/checkpoint.hpp>
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/bytes.hpp>
+#include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/checkpoint_file.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
@@ -225,59 +227,66 @@ inline std::vector<chunk> all_positions(std::int64_t n) {
 /// a real chunk (its payload must then cover it); encode(out) brings `out` up to the payload of
 /// every chunk computed so far. Records each piece and hands the rank file to the writing thread
 /// when due. SIGTERM or SIGUSR1 make it write the file and throw interrupted after the piece in
-/// hand; if the call fails on any rank, each rank writes what it completed before throwing.
+/// hand; if the call fails on any rank, each rank writes what it completed before throwing (not a
+/// rank whose watchdog took its part over: its last periodic write stays). With progress or a
+/// time limit (`opts`), pieces run in slices (see call_monitor).
 template <class Piece, class Encode>
 void checkpointed_run(const communicator& comm, const call_signature& sig, const checkpoint_start& start,
-                      std::int64_t n, const schedule& s, std::chrono::milliseconds every, Piece&& piece,
-                      Encode&& encode) {
-  checkpoint_writer writer(comm, start.path, start.id, start.run, n, start.done, every);
+                      std::int64_t n, const schedule& s, const call_options& opts, Piece&& piece, Encode&& encode) {
+  checkpoint_writer writer(comm, start.path, start.id, start.run, n, start.done, opts.checkpoint.every);
   std::string payload;
   auto save_now = [&] {
     encode(payload);
     writer.save_now(payload);
   };
-  std::exception_ptr failure;
+  auto record = [&](const chunk& done) {
+    piece(done);
+    writer.completed(done);
+  };
   std::optional<interrupt_guard> signals(std::in_place);
-  try {
-    for_each_owned_chunk(comm, writer.remaining().size(), s, [&](const chunk& virtual_chunk) {
-      writer.remaining().to_real(virtual_chunk, writer.piece(), [&](const chunk& real) {
+  run_map_part(
+      comm, opts, n, n - writer.remaining().size(),
+      [&](auto&& each) {
+        for_each_owned_chunk(comm, writer.remaining().size(), s, [&](const chunk& virtual_chunk) {
+          writer.remaining().to_real(virtual_chunk, writer.piece(), [&](const chunk& real) {
+            if (const int signal = interrupt_guard::pending()) {
+              save_now();
+              writer.throw_interrupted(signal);
+            }
+            // Each slice is recorded as it completes, so that the payload (which every slice adds
+            // to) always covers exactly the recorded positions.
+            each(real, record);
+            if (writer.due()) {
+              encode(payload);
+              writer.save_later(payload);
+            }
+          });
+        });
+        // A signal after the last piece: the program still stops as asked (the rerun finds it all).
         if (const int signal = interrupt_guard::pending()) {
           save_now();
           writer.throw_interrupted(signal);
         }
-        piece(real);
-        writer.completed(real);
-        if (writer.due()) {
-          encode(payload);
-          writer.save_later(payload);
+      },
+      [&](std::exception_ptr failure, bool by_watchdog, const settle_fn& settle) {
+        if (!by_watchdog) writer.stop();
+        try {
+          agree_on_failure(comm.native(), failure, &sig, settle);
+        } catch (...) {
+          // The call failed somewhere: keep the chunks this rank completed, and return only once
+          // every rank has, so that a rerun right after this one finds every rank's file.
+          if (!by_watchdog && !writer.saved_all()) {
+            try {
+              save_now();
+            } catch (...) {
+              // the call's failure matters more
+            }
+          }
+          MPI_Request all_saved = MPI_REQUEST_NULL;
+          if (MPI_Ibarrier(comm.native(), &all_saved) == MPI_SUCCESS) complete_by(all_saved, std::nullopt);
+          throw;
         }
       });
-    });
-    // A signal after the last piece: the program still stops as asked (the rerun finds it all).
-    if (const int signal = interrupt_guard::pending()) {
-      save_now();
-      writer.throw_interrupted(signal);
-    }
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  writer.stop();
-  try {
-    agree_on_failure(comm.native(), failure, &sig);
-  } catch (...) {
-    // The call failed somewhere: keep the chunks this rank completed, and return only once every
-    // rank has, so that a rerun right after this one finds every rank's file.
-    if (!writer.saved_all()) {
-      try {
-        save_now();
-      } catch (...) {
-        // the call's failure matters more
-      }
-    }
-    MPI_Request all_saved = MPI_REQUEST_NULL;
-    if (MPI_Ibarrier(comm.native(), &all_saved) == MPI_SUCCESS) complete_by(all_saved, std::nullopt);
-    throw;
-  }
   if (const int signal = interrupt_guard::pending()) {
     // Signalled while the other ranks finished: the call is complete everywhere, but this rank
     // saves its part and then takes the signal as it would have without a checkpoint.

@@ -30,6 +30,7 @@ struct call_signature {
   const std::type_info* operation = nullptr;  // the reduction's operator, if any
   const std::type_info* result = nullptr;
   bool checkpointed = false;  // the call records its progress in a checkpoint file
+  std::uint8_t options = 0;   // 1: progress, 2: a chunk time limit (see with_options)
 
   /// The same on ranks that were asked the same; cheap (no strings built).
   std::uint64_t hash() const noexcept;

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <exception>
+#include <functional>
 #include <utility>
 
 namespace mpiproc::detail {
@@ -13,8 +14,10 @@ namespace mpiproc::detail {
 /// lowest failing rank and its message) on every rank, or usage_error if that rank's exception was
 /// one (misuse); otherwise returns. With a signature, ranks whose calls differ (another range,
 /// schedule, root or operation) all throw usage_error naming the two calls instead. One small
-/// allreduce when nothing failed.
-void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature = nullptr);
+/// allreduce when nothing failed. With `settle`, it calls settle() while it waits and returns (or
+/// throws) only once settle() returned true (see call_monitor), unless the calls differ.
+void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature = nullptr,
+                      const std::function<bool()>& settle = {});
 
 /// Breaks the shared state made on `comm` because this rank's part failed with `failure`: in the
 /// name of this rank (`rank`, numbered as the error agreement numbers it) for a failure of its own,

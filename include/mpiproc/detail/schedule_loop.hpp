@@ -31,7 +31,8 @@ class chunk_source {
  public:
   chunk_source(const communicator& comm, std::int64_t n, const schedule& s);
   /// Collective, at the start of every map call on `comm` whatever its schedule (see
-  /// collective_call): makes the shared counter on the first call and starts a loop on it.
+  /// collective_call): makes the shared counter on the first call and starts a loop on it, and
+  /// counts the call (communicator::begin_map_call).
   static void prepare(const communicator& comm);
   /// The next chunk of this rank into `c`; false when there is none left.
   bool next(chunk& c);
@@ -48,6 +49,10 @@ class chunk_source {
   std::vector<std::int64_t> bounds_;  // guided
 };
 
+/// Thrown out of a rank's loop whose part of the call a watchdog already concluded (a chunk ran past
+/// its chunk_time_limit; see call_monitor): the loop's shared state belongs to later calls now.
+struct call_taken_over {};
+
 /// Calls on_chunk(c) for each chunk `s` gives this rank. If on_chunk throws, the shared counter
 /// is closed so the other ranks stop taking work, and the exception propagates.
 template <class OnChunk>
@@ -56,6 +61,8 @@ void for_each_owned_chunk(const communicator& comm, std::int64_t n, const schedu
   try {
     // One call site, so the caller's loop body is inlined once, the same for every schedule.
     for (chunk c; source.next(c);) on_chunk(c);
+  } catch (const call_taken_over&) {
+    throw;
   } catch (...) {
     source.cancel();
     throw;
