@@ -88,6 +88,7 @@ echo "files the ranks have open or mapped in /dev/shm and /tmp:"
 sed 's/^/  /' <<<"$mapped"
 jobid=$(sed -n 's|^/dev/shm/vader_segment\.[^.]*\.[0-9]*\.\([0-9a-f]*\)\..*|\1|p' <<<"$mapped" | head -1)
 
+echo "ranks: ${pid_of[*]}; daemons of other hosts: ${daemons[*]:-none}"
 victim_pid=${pid_of[$victim]}
 tick
 killed_at=$now_us
@@ -181,7 +182,7 @@ while read -r file; do
     fi
   done
 done < <(comm -13 <(echo "$before_names") <(listing))
-((${#ours_left[@]} == 0)) || fail "files of ours left behind: ${ours_left[*]}"
+((${#ours_left[@]} == 0)) || fail "files of ours left behind: $(printf '%s\n' "${ours_left[@]}" | sort -u | tr '\n' ' ')"
 if [[ -d $dir/ck ]]; then
   echo "checkpoint folder after the kill: $(ls "$dir/ck" | tr '\n' ' ')"
 fi

@@ -16,6 +16,8 @@
 //   semaphore   every rank waits in acquire() on a semaphore at 0
 //   condition   every rank waits on a condition nobody notifies
 //   dict        every rank sets and gets keys of a shared_dict in a loop (every rank owns some)
+//   churn       every rank makes and drops events in a loop (collective construction and release:
+//               shared windows, services and communicators made and freed all the time)
 // It never ends by itself: the test kills it.
 #include <mpiproc/mpiproc.hpp>
 
@@ -133,6 +135,12 @@ int main(int argc, char** argv) {
     for (int i = 0;; ++i) {
       d.set(rank * 1000 + i % 1000, i);
       d.get((rank + 1) % size * 1000 + i % 1000);
+    }
+  } else if (mode == "churn") {
+    ready();
+    for (;;) {
+      mpiproc::event e(world);
+      if (rank == 0) e.set();
     }
   } else {
     if (rank == 0) std::fprintf(stderr, "kill_target: unknown mode '%s'\n", mode.c_str());
