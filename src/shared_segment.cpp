@@ -6,7 +6,10 @@
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/error.hpp>
 
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -417,6 +420,55 @@ bool on_one_node(MPI_Comm comm) {
 }
 }  // namespace
 
+namespace {
+/// Where rank 0's memory is, for the others: its pid and descriptor, and the file's identity (in
+/// another pid namespace the same pid could be another process).
+struct memory_ticket {
+  std::int64_t pid = -1, fd = -1, device = 0, inode = 0;
+};
+
+/// Collective over `comm` (all on one node): `total` bytes of zeroed memory that every rank maps,
+/// or nullptr on every rank if any rank could not map it. An anonymous file (memfd) that rank 0
+/// makes and the others open through /proc/<pid>/fd: it has no name in /dev/shm or anywhere, so a
+/// rank killed at any moment, even while the others are still opening it, leaves no file behind;
+/// the kernel frees the memory with the last mapping. (MPI_Win_allocate_shared's file is named in
+/// /dev/shm until every rank has mapped it: a rank killed meanwhile left it there for good.)
+/// MPIPROC_SHARED_MEMORY=window on any rank makes every rank use the window instead.
+std::byte* map_anonymous(MPI_Comm comm, int rank, std::size_t total) {
+  const char* choice = std::getenv("MPIPROC_SHARED_MEMORY");
+  const bool wanted = !(choice && std::string(choice) == "window");
+  memory_ticket ticket;
+  int fd = -1;
+  if (rank == 0 && wanted) {
+    fd = static_cast<int>(::memfd_create("mpiproc", MFD_CLOEXEC));
+    struct stat st {};
+    if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(total)) == 0 && ::fstat(fd, &st) == 0)
+      ticket = {::getpid(), fd, static_cast<std::int64_t>(st.st_dev), static_cast<std::int64_t>(st.st_ino)};
+  }
+  MPIPROC_CHECK(MPI_Bcast(&ticket, 4, MPI_INT64_T, 0, comm));
+  if (rank != 0 && wanted && ticket.fd >= 0) {
+    const std::string path = "/proc/" + std::to_string(ticket.pid) + "/fd/" + std::to_string(ticket.fd);
+    fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    struct stat st {};
+    if (fd >= 0 && (::fstat(fd, &st) != 0 || static_cast<std::int64_t>(st.st_dev) != ticket.device ||
+                    static_cast<std::int64_t>(st.st_ino) != ticket.inode)) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  void* base = MAP_FAILED;
+  if (fd >= 0 && ticket.fd >= 0) base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  const int mine = base != MAP_FAILED ? 1 : 0;
+  int everyone = 0;
+  const int rc = MPI_Allreduce(&mine, &everyone, 1, MPI_INT, MPI_MIN, comm);
+  if (fd >= 0) ::close(fd);  // every rank has opened it, or given up: the mappings keep the memory
+  if (rc == MPI_SUCCESS && everyone) return static_cast<std::byte*>(base);
+  if (base != MAP_FAILED) ::munmap(base, total);
+  check(rc, "MPI_Allreduce");
+  return nullptr;
+}
+}  // namespace
+
 std::string shared_state_path(MPI_Comm comm) {
   require_mpi("making a lock, queue or other shared object");
   const char* forced = std::getenv("MPIPROC_COUNTER");
@@ -448,7 +500,9 @@ struct shared_segment::state : breakable {
   bool answers_calls = false;  // every rank's service answers call()s (and keeps some)
   bool released = false;
   MPI_Comm comm = MPI_COMM_NULL;
-  MPI_Win window = MPI_WIN_NULL;
+  MPI_Win window = MPI_WIN_NULL;  // shared, where the anonymous memory could not be mapped
+  std::byte* mapped = nullptr;    // shared: every rank's memory, anonymous, mapped here
+  std::size_t mapped_bytes = 0;
   std::vector<std::byte*> bases;  // shared: each rank's memory (after its header) as mapped here
   std::vector<std::size_t> sizes;
   std::unique_ptr<std::byte[]> owned;  // messages: this rank's memory
@@ -659,8 +713,10 @@ struct shared_segment::state : breakable {
       MPI_Send(&stop, sizeof stop, MPI_BYTE, rank, request_tag, comm);
       stopped.wait();
     }
-    if (!everyone_frees) return;  // a rank abandoned it: the window stays to the end
+    if (!everyone_frees) return;  // a rank abandoned it: the memory stays to the end
     if (!remote && window != MPI_WIN_NULL) MPI_Win_free(&window);
+    if (mapped) ::munmap(mapped, mapped_bytes);
+    mapped = nullptr;
     if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
 
@@ -711,20 +767,34 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
       s.stopped = service::instance().add(s.comm, s.owned.get(), std::move(answer));
     }
   } else {
-    std::byte* base = nullptr;
-    // Whole cache lines, so that every rank's part stays aligned in a contiguous window.
-    const std::size_t lines = (bytes + header_bytes + 63) / 64;
-    const auto local = static_cast<MPI_Aint>(bytes > 0 ? lines * 64 : 0);
-    MPIPROC_CHECK(MPI_Win_allocate_shared(local, 1, MPI_INFO_NULL, s.comm, &base, &s.window));
-    if (local > 0) std::memset(base, 0, static_cast<std::size_t>(local));
-    if (local > 0 && initial) std::memcpy(base + header_bytes, initial, bytes);
-    s.bases.resize(parts);
-    for (int r = 0; r < s.size; ++r) {
-      MPI_Aint size = 0;
-      int unit = 0;
-      std::byte* mapped = nullptr;
-      MPIPROC_CHECK(MPI_Win_shared_query(s.window, r, &size, &unit, &mapped));
-      s.bases[r] = size > 0 ? mapped + header_bytes : nullptr;
+    // Each rank's part: its header and bytes in whole cache lines, so that every part stays
+    // aligned, one after another.
+    const auto part_bytes = [](std::size_t n) { return n > 0 ? (n + header_bytes + 63) / 64 * 64 : 0; };
+    std::size_t total = 0;
+    for (const std::size_t n : s.sizes) total += part_bytes(n);
+    s.bases.assign(parts, nullptr);
+    if (total > 0) s.mapped = map_anonymous(s.comm, s.rank, total);
+    if (s.mapped) {
+      s.mapped_bytes = total;
+      std::size_t offset = 0;
+      for (std::size_t r = 0; r < parts; ++r) {
+        if (s.sizes[r] > 0) s.bases[r] = s.mapped + offset + header_bytes;
+        offset += part_bytes(s.sizes[r]);
+      }
+      if (bytes > 0 && initial) std::memcpy(s.bases[static_cast<std::size_t>(s.rank)], initial, bytes);
+    } else if (total > 0) {
+      std::byte* base = nullptr;
+      const auto local = static_cast<MPI_Aint>(part_bytes(bytes));
+      MPIPROC_CHECK(MPI_Win_allocate_shared(local, 1, MPI_INFO_NULL, s.comm, &base, &s.window));
+      if (local > 0) std::memset(base, 0, static_cast<std::size_t>(local));
+      if (local > 0 && initial) std::memcpy(base + header_bytes, initial, bytes);
+      for (int r = 0; r < s.size; ++r) {
+        MPI_Aint size = 0;
+        int unit = 0;
+        std::byte* mapped = nullptr;
+        MPIPROC_CHECK(MPI_Win_shared_query(s.window, r, &size, &unit, &mapped));
+        s.bases[r] = size > 0 ? mapped + header_bytes : nullptr;
+      }
     }
   }
   // Nobody may touch the memory before its owner has zeroed it.

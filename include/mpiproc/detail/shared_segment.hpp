@@ -44,9 +44,13 @@ enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 /// semaphores, counters, values and arrays are built on it.
 ///
 /// Two ways to hold it, chosen when it is created (the same on every rank):
-/// - shared: all ranks on one node; an MPI_Win_allocate_shared window that ranks change with CPU
-///   atomics. A rank that waits spins briefly, then sleeps on a futex in the window that every
-///   change wakes, so waiting ranks give their core to the rank they wait for (4 ranks on 2 cores).
+/// - shared: all ranks on one node; memory that every rank maps and changes with CPU atomics. A
+///   rank that waits spins briefly, then sleeps on a futex in that memory that every change wakes,
+///   so waiting ranks give their core to the rank they wait for (4 ranks on 2 cores). The memory is
+///   an anonymous file (memfd) that the others open through rank 0's /proc/<pid>/fd: never named
+///   in /dev/shm, so a rank killed at any moment leaves no file behind. Where a rank cannot open
+///   it (another pid namespace), or with MPIPROC_SHARED_MEMORY=window, an MPI_Win_allocate_shared
+///   window instead (Open MPI names its file in /dev/shm until every rank has mapped it).
 /// - messages: ranks on several nodes, where one-sided MPI over plain TCP does not work with Open
 ///   MPI's defaults; one thread per process serves the requests for every segment it holds memory
 ///   for, so requests are served while the rank computes, and keeps waits until they hold. Needs
