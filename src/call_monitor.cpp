@@ -1,4 +1,3 @@
-#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/poller.hpp>
@@ -10,9 +9,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace mpiproc::detail {
@@ -40,6 +41,7 @@ struct message {
 };
 
 std::string duration_text(double s) {
+  s = std::min(s, 1e9);  // a first slow slice of a huge call can estimate anything
   char out[48];
   if (s < 60)
     std::snprintf(out, sizeof out, "%.1f s", s);
@@ -73,8 +75,13 @@ class display {
     const auto now = steady::now();
     const seconds elapsed = now - started_;
     if (p_.on_update) {
-      if (complete || done != last_done_) p_.on_update(complete ? total_ : done, total_, elapsed);
+      if (failure_ || (!complete && done == last_done_)) return;
       last_done_ = done;
+      try {
+        p_.on_update(complete ? total_ : done, total_, elapsed);
+      } catch (...) {
+        failure_ = std::current_exception();  // raised by take_failure, never from here
+      }
       return;
     }
     if (elapsed < p_.quiet_for) return;
@@ -95,6 +102,7 @@ class display {
                    complete ? "in" : "ETA", complete ? duration_text(elapsed.count()).c_str()
                                                      : (left < 0 ? "?" : duration_text(left).c_str()),
                    complete ? "\n" : "");
+      drawn_ = !complete;
     } else {
       const int tenth = static_cast<int>(fraction * 10);
       // 100 % is the complete call's line alone; a file gets a line per tenth, or every 30 s.
@@ -110,6 +118,16 @@ class display {
     std::fflush(stderr);
   }
 
+  /// What the user's on_update threw, once (it is not called again after that).
+  std::exception_ptr take_failure() noexcept { return std::exchange(failure_, nullptr); }
+
+  /// The call failed: end the terminal's bar line, so that the error starts a line of its own.
+  void interrupted() noexcept {
+    if (!drawn_) return;
+    std::fputc('\n', stderr);
+    drawn_ = false;
+  }
+
  private:
   const progress& p_;
   std::int64_t total_, saved_;
@@ -118,6 +136,8 @@ class display {
   steady::time_point next_draw_{}, next_line_ = steady::now() + line_every;
   std::int64_t last_done_ = -1;
   int last_tenth_ = 0;
+  bool drawn_ = false;  // a bar line is on the terminal, not yet ended
+  std::exception_ptr failure_;
 };
 
 enum class phase { working, in_slice, taken, concluding };
@@ -274,7 +294,6 @@ struct call_monitor::state {
     try {
       finish(true);
       (*conclude)(failure, true, [this] { return settle(); });
-      taken_result = failure;  // not reached: the agreement throws for a failed part
     } catch (...) {
       taken_result = std::current_exception();
     }
@@ -293,8 +312,9 @@ struct call_monitor::state {
   }
 };
 
-call_monitor::call_monitor(const communicator& comm, const call_options& opts, std::int64_t total, std::int64_t saved)
-    : state_(std::make_unique<state>()) {
+call_monitor::call_monitor(const communicator& comm, const call_options& opts, std::int64_t total, std::int64_t saved,
+                           bool whole_chunks)
+    : state_(std::make_unique<state>()), whole_chunks_(whole_chunks) {
   state& s = *state_;
   const auto [channel, call] = comm.map_call_channel();
   s.comm = channel;
@@ -363,14 +383,14 @@ void call_monitor::end_slice(const chunk& slice) {
   const double took = seconds(now - s.slice_started).count();
   const double wanted = took > 0 ? static_cast<double>(slice.count) * (slice_target.count() / took) : 4.0 * static_cast<double>(slice.count);
   slice_ = static_cast<std::int64_t>(std::clamp(wanted, 1.0, 4.0 * static_cast<double>(slice.count)));
-  if (s.size == 1) {
-    if (s.shown) s.shown->show(s.done_everywhere(), false);
-    return;
-  }
   if (s.rank == 0) {
-    s.poll();
+    if (s.size > 1) s.poll();
     if (s.stop_rank >= 0) throw peer_failed(s.stop_rank);
-    if (s.shown) s.shown->show(s.done_everywhere(), false);
+    if (s.shown) {
+      s.shown->show(s.done_everywhere(), false);
+      // The user's on_update threw: the call fails on every rank with its message.
+      if (std::exception_ptr failure = s.shown->take_failure()) std::rethrow_exception(failure);
+    }
     return;
   }
   if (s.reply != MPI_REQUEST_NULL) {
@@ -423,13 +443,31 @@ void call_monitor::run(const std::function<void()>& work, const conclude_fn& con
       s.changed.wait(lock, [&] { return s.concluded; });
       s.returned = true;
       s.changed.notify_all();
+      if (s.shown) s.shown->interrupted();
       std::rethrow_exception(s.taken_result);
     }
     s.now = phase::concluding;
   }
   s.finish(false);
-  conclude(failure, false, [&s] { return s.settle(); });
-  if (s.shown) s.shown->show(s.total, true);
+  try {
+    conclude(failure, false, [&s] { return s.settle(); });
+  } catch (...) {
+    if (s.shown) s.shown->interrupted();
+    throw;
+  }
+  if (!s.shown) return;
+  s.shown->show(s.total, true);
+  // Once the work is over the call cannot fail on one rank alone (the others have returned): an
+  // on_update that threw while the ranks concluded is reported, not raised.
+  if (std::exception_ptr failure = s.shown->take_failure()) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mpiproc: the progress callback threw after the call completed (ignored): %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "mpiproc: the progress callback threw after the call completed (ignored)\n");
+    }
+  }
 }
 
 }  // namespace mpiproc::detail

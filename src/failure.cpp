@@ -82,7 +82,7 @@ namespace {
 }  // namespace
 
 void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature,
-                      const std::function<bool()>& settle) {
+                      const settle_fn& settle, bool break_shared) {
   int rank = 0, size = 1;
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
   MPIPROC_CHECK(MPI_Comm_size(comm, &size));
@@ -93,7 +93,7 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signat
   // ranks waiting for it there get here too; their failures (peer_failed) are named only if no
   // other kind happened.
   const bool own_reason = local && broken_by(local) < 0;
-  if (local) break_for_failure(comm, rank, local);
+  if (local && break_shared) break_for_failure(comm, rank, local);
   const std::uint64_t hash = signature ? signature->hash() : 0;
   const std::uint64_t here[4] = {local ? 1u : 0u, own_reason ? 1u : 0u, hash, ~hash};
   std::uint64_t most[4] = {0, 0, 0, 0};

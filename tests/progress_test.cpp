@@ -19,6 +19,7 @@
 #include <functional>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -334,6 +335,53 @@ TEST(Progress, RanksThatDisagreeGetUsageError) {
     EXPECT_EQ(mpiproc::map_reduce(world(), range<std::int64_t>{0, 100}, square, std::plus<>{}, schedule::block(), seen.watch()),
               sum_of_squares(0, 100));
     seen.expect_complete(100, "after a disagreement");
+  }
+}
+
+// The chunk forms' functions get the scheduled chunks whole with progress or a limit too, so their
+// boundaries never depend on timing (element forms are cut into slices).
+TEST(Progress, ChunkFormsGetTheScheduledChunksWhole) {
+  constexpr std::int64_t n = 10'000;
+  for (const auto& s : {schedule::dynamic(100), schedule::cyclic(100)}) {
+    std::vector<std::int64_t> sizes;
+    reports seen;
+    const auto sum = mpiproc::map_reduce_chunks(
+        world(), range<std::int64_t>{0, n},
+        [&](range<std::int64_t> sub) {
+          sizes.push_back(sub.size());
+          std::int64_t total = 0;
+          for (const auto i : sub) total += i;
+          return total;
+        },
+        std::plus<>{}, s, seen.watch());
+    EXPECT_EQ(sum, n * (n - 1) / 2) << describe(s);
+    seen.expect_complete(n, "map_reduce_chunks " + describe(s));
+    std::vector<std::int64_t> visited;
+    mpiproc::for_each_chunk(world(), range<std::int64_t>{0, n}, [&](range<std::int64_t> sub) { visited.push_back(sub.size()); },
+                            s, {progress::off(), chunk_time_limit{30s}});
+    // One rank runs a dynamic schedule as block: its one chunk is the whole range.
+    const std::int64_t chunk = world().size() == 1 && s.type() == schedule::kind::dynamic ? n : 100;
+    for (const auto size : sizes) EXPECT_EQ(size, chunk) << describe(s);
+    for (const auto size : visited) EXPECT_EQ(size, chunk) << describe(s);
+  }
+}
+
+// The user's callback throwing while the ranks work fails the call on every rank with its message,
+// naming rank 0; the communicator goes on.
+TEST(Progress, ACallbackThatThrowsFailsTheCallOnEveryRank) {
+  const progress throwing{[](std::int64_t, std::int64_t, std::chrono::duration<double>) {
+    throw std::runtime_error("the display broke");
+  }};
+  for (const auto& s : {schedule::block(), schedule::dynamic()}) {
+    try {
+      mpiproc::map_reduce(world(), range<std::int64_t>{0, 100'000}, square, std::plus<>{}, s, throwing);
+      ADD_FAILURE() << describe(s) << ": no error";
+    } catch (const mpiproc::remote_error& e) {
+      EXPECT_EQ(e.rank(), 0) << e.what();
+      EXPECT_NE(std::string(e.what()).find("the display broke"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(mpiproc::map_reduce(world(), range<std::int64_t>{0, 1000}, square, std::plus<>{}, s),
+              sum_of_squares(0, 1000));
   }
 }
 

@@ -61,8 +61,8 @@ void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}, cons
 template <index_type T, std::invocable<range<T>> Fn>
 void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const call_options& opts = {}) {
   const detail::collective_call entered(comm, "for_each_chunk");
-  const auto sig =
-      detail::signature_of("for_each_chunk", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
+  auto sig = detail::signature_of("for_each_chunk", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
+  sig.whole_chunks = true;
   detail::for_each_positions(comm, sig, r.size(), s, opts, detail::range_text(r), [&](const detail::chunk& c) {
     detail::for_each_subrange(r, c, [&](const range<T>& sub) { std::invoke(fn, sub); });
   });

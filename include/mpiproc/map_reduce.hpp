@@ -136,8 +136,9 @@ detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, ra
                                                     schedule s = {}, const call_options& opts = {}) {
   using R = detail::chunk_result_t<T, Fn, Op>;
   const detail::collective_call entered(comm, "map_reduce_chunks");
-  const auto sig = detail::signature_of<Op, R>("map_reduce_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s,
-                                               detail::all_ranks);
+  auto sig = detail::signature_of<Op, R>("map_reduce_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s,
+                                         detail::all_ranks);
+  sig.whole_chunks = true;
   return *detail::fold_and_reduce<R>(comm, sig, r.size(), s, op,
                                      [&](const detail::chunk& c, R& partial) {
                                        detail::for_each_subrange(r, c, [&](const range<T>& sub) {

@@ -27,12 +27,17 @@ namespace mpiproc {
 ///
 /// So that the display advances, every rank works through its chunks in slices of about 25 ms
 /// (a block schedule's one chunk per rank too): the element functions run in the same tight loop
-/// over each slice, and a chunk function is called once per slice, with smaller ranges than
-/// without progress. A call resumed from a checkpoint counts the items an earlier run completed as
+/// over each slice. The chunk forms (map_reduce_chunks, for_each_chunk) still get the scheduled
+/// chunks whole, so their progress advances chunk by chunk: give them a dynamic or guided
+/// schedule, not block, for a display that moves. A call resumed from a checkpoint counts the items an earlier run completed as
 /// done (the lines say how many); the rate and the time left count this run's items only.
 ///
 /// Every rank must pass progress or not, like the schedule (usage_error on every rank otherwise);
-/// the label, `quiet_for` and `on_update` are rank 0's. Off unless passed to the call.
+/// the label, `quiet_for` and `on_update` are rank 0's. Off unless passed to the call. If
+/// on_update throws while the ranks work, the call fails on every rank with its message
+/// (remote_error); once the work is over (the final call), it is reported on stderr instead, since
+/// the other ranks have returned. While a chunk time limit takes over a stuck rank 0, on_update runs
+/// on the limit's watchdog thread.
 struct progress {
   /// What on_update receives: items done (with those a checkpoint held), items in all, time since
   /// the call started.

@@ -19,9 +19,6 @@
 
 namespace mpiproc::detail {
 
-/// Called by agree_on_failure while it waits, until it returns true (see agree_on_failure).
-using settle_fn = std::function<bool()>;
-
 /// The end of a rank's part of a call: makes the call's failure agreement for `failure` (null if
 /// the part succeeded), passing `settle` to agree_on_failure. `by_watchdog`: run by the watchdog of
 /// a stuck rank, whose main thread is still in the user's function and owns everything else.
@@ -36,8 +33,10 @@ call_signature with_options(call_signature sig, const call_options& opts);
 class call_monitor {
  public:
   /// Collective in program order (not synchronizing): a call over `total` positions, of which an
-  /// earlier run completed `saved` (a checkpoint's).
-  call_monitor(const communicator& comm, const call_options& opts, std::int64_t total, std::int64_t saved);
+  /// earlier run completed `saved` (a checkpoint's). `whole_chunks`: never cut a chunk into slices
+  /// (a chunk form: progress then advances chunk by chunk, and the limit is per chunk).
+  call_monitor(const communicator& comm, const call_options& opts, std::int64_t total, std::int64_t saved,
+               bool whole_chunks);
   ~call_monitor();
   call_monitor(const call_monitor&) = delete;
   call_monitor& operator=(const call_monitor&) = delete;
@@ -47,7 +46,7 @@ class call_monitor {
   template <class Work>
   void each_slice(const chunk& c, Work& work) {
     for (std::int64_t at = 0; at < c.count;) {
-      const chunk slice{c.offset + at * c.stride, std::min(slice_, c.count - at), c.stride};
+      const chunk slice{c.offset + at * c.stride, whole_chunks_ ? c.count : std::min(slice_, c.count - at), c.stride};
       begin_slice(slice);
       try {
         work(slice);
@@ -75,15 +74,17 @@ class call_monitor {
 
   std::unique_ptr<state> state_;
   std::int64_t slice_ = 1;  // items in the next slice
+  bool whole_chunks_;
 };
 
 /// This rank's part of a map call and the agreement that ends it, with the call's progress and
 /// time limit: work(each) runs the rank's chunks and hands each to each(c, on_chunk), which calls
 /// on_chunk(c), or on_chunk for the slices of c when the call is monitored; then conclude (see
-/// conclude_fn). Without progress or a limit it costs nothing: each(c, f) is f(c).
+/// conclude_fn). Without progress or a limit it costs nothing: each(c, f) is f(c). `sig` is the
+/// call's (its whole_chunks).
 template <class Work, class Conclude>
-void run_map_part(const communicator& comm, const call_options& opts, std::int64_t total, std::int64_t saved,
-                  Work&& work, Conclude&& conclude) {
+void run_map_part(const communicator& comm, const call_signature& sig, const call_options& opts, std::int64_t total,
+                  std::int64_t saved, Work&& work, Conclude&& conclude) {
   if (!opts.monitored()) {
     std::exception_ptr failure;
     try {
@@ -94,7 +95,7 @@ void run_map_part(const communicator& comm, const call_options& opts, std::int64
     conclude(failure, false, settle_fn{});
     return;
   }
-  call_monitor monitor(comm, opts, total, saved);
+  call_monitor monitor(comm, opts, total, saved, sig.whole_chunks);
   monitor.run([&] { work([&](const chunk& c, auto& on_chunk) { monitor.each_slice(c, on_chunk); }); }, conclude);
 }
 
@@ -104,10 +105,10 @@ template <class OnChunk>
 void run_chunks(const communicator& comm, const call_signature& sig, const call_options& opts, std::int64_t n,
                 const schedule& s, OnChunk&& on_chunk) {
   run_map_part(
-      comm, opts, n, 0,
+      comm, sig, opts, n, 0,
       [&](auto&& each) { for_each_owned_chunk(comm, n, s, [&](const chunk& c) { each(c, on_chunk); }); },
-      [&](std::exception_ptr failure, bool, const settle_fn& settle) {
-        agree_on_failure(comm.native(), failure, &sig, settle);
+      [&](std::exception_ptr failure, bool by_watchdog, const settle_fn& settle) {
+        agree_on_failure(comm.native(), failure, &sig, settle, !by_watchdog);
       });
 }
 

@@ -245,7 +245,7 @@ void checkpointed_run(const communicator& comm, const call_signature& sig, const
   };
   std::optional<interrupt_guard> signals(std::in_place);
   run_map_part(
-      comm, opts, n, n - writer.remaining().size(),
+      comm, sig, opts, n, n - writer.remaining().size(),
       [&](auto&& each) {
         for_each_owned_chunk(comm, writer.remaining().size(), s, [&](const chunk& virtual_chunk) {
           writer.remaining().to_real(virtual_chunk, writer.piece(), [&](const chunk& real) {
@@ -271,7 +271,7 @@ void checkpointed_run(const communicator& comm, const call_signature& sig, const
       [&](std::exception_ptr failure, bool by_watchdog, const settle_fn& settle) {
         if (!by_watchdog) writer.stop();
         try {
-          agree_on_failure(comm.native(), failure, &sig, settle);
+          agree_on_failure(comm.native(), failure, &sig, settle, !by_watchdog);
         } catch (...) {
           // The call failed somewhere: keep the chunks this rank completed, and return only once
           // every rank has, so that a rerun right after this one finds every rank's file.

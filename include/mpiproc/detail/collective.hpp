@@ -31,6 +31,9 @@ struct call_signature {
   const std::type_info* result = nullptr;
   bool checkpointed = false;  // the call records its progress in a checkpoint file
   std::uint8_t options = 0;   // 1: progress, 2: a chunk time limit (see with_options)
+  // Not agreed on (it follows from `call`): a chunk form, whose function gets the scheduled chunks
+  // whole, never slices of them, so that its chunk boundaries never depend on timing.
+  bool whole_chunks = false;
 
   /// The same on ranks that were asked the same; cheap (no strings built).
   std::uint64_t hash() const noexcept;

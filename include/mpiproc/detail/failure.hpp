@@ -10,14 +10,20 @@
 
 namespace mpiproc::detail {
 
+/// Called by agree_on_failure while it waits, until it returns true (see call_monitor).
+using settle_fn = std::function<bool()>;
+
 /// Collective: if `local` holds an exception on any rank, throws the same remote_error (naming the
 /// lowest failing rank and its message) on every rank, or usage_error if that rank's exception was
 /// one (misuse); otherwise returns. With a signature, ranks whose calls differ (another range,
 /// schedule, root or operation) all throw usage_error naming the two calls instead. One small
 /// allreduce when nothing failed. With `settle`, it calls settle() while it waits and returns (or
 /// throws) only once settle() returned true (see call_monitor), unless the calls differ.
+/// `break_shared`: a rank that failed first breaks the shared state made on `comm` (see
+/// break_for_failure); not a watchdog's agreement for a stuck rank, whose main thread may be using
+/// that state (the other ranks hear of it from the call's own messages).
 void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signature* signature = nullptr,
-                      const std::function<bool()>& settle = {});
+                      const settle_fn& settle = {}, bool break_shared = true);
 
 /// Breaks the shared state made on `comm` because this rank's part failed with `failure`: in the
 /// name of this rank (`rank`, numbered as the error agreement numbers it) for a failure of its own,
