@@ -1,6 +1,7 @@
 # Sourced by every script in jobs/ (not a job itself): where the programs are, how to start the
 # ranks, and the lines every log starts with. Variables a user may set when submitting (sbatch
 # passes the submitting shell's environment on to the job):
+#   MPIPROC_JOBS  this folder, where a job cannot find it beside the script it was submitted as
 #   MPIPROC_BIN   the folder of the programs (default: build/bin of the repository that holds
 #                 this folder, i.e. the build next to the scripts)
 #   LAUNCH        srun or mpirun (default: srun when its pmix plugin is there, else mpirun)
@@ -20,7 +21,7 @@ bin=$(cd "$bin" && pwd -P)
 # from Slurm itself, so it needs no host list.
 if [[ -z ${LAUNCH:-} ]]; then
   LAUNCH=mpirun
-  if [[ -n ${SLURM_JOB_ID:-} ]] && srun --mpi=list 2>&1 | grep -qw pmix; then LAUNCH=srun; fi
+  if [[ -n ${SLURM_JOB_ID:-} ]] && srun --mpi=list 2>&1 | grep -w pmix >/dev/null; then LAUNCH=srun; fi
 fi
 case $LAUNCH in
   srun) launcher=(srun --mpi=pmix --kill-on-bad-exit=1) ;;
