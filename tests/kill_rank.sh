@@ -38,6 +38,8 @@ tick() { now_us=${EPOCHREALTIME/./}; now_us=$((10#$now_us)); }
 # this job's id or one of its pids are counted as the job's).
 listing() { find /dev/shm /tmp -mindepth 1 -maxdepth 1 2>/dev/null | sort; }
 before_names=$(listing)
+# Files older than this were not made by the job (the program itself, when the build is in /tmp).
+touch "$dir/launched"
 
 "${launcher[@]}" "$program" "$mode" "$dir" >"$dir/out" 2>&1 &
 launcher_pid=$!
@@ -153,6 +155,7 @@ openmpi_left=0
 ours_left=()
 while read -r file; do
   [[ -z $file || $file == *" (deleted)" || ! -e $file ]] && continue
+  [[ $file -nt $dir/launched ]] || continue
   case $file in
     /dev/shm/vader_segment.*) openmpi_left=$((openmpi_left + 1)); echo "left by Open MPI: $file" ;;
     /tmp/ompi.*) openmpi_left=$((openmpi_left + 1)); echo "left by Open MPI: $file" ;;
