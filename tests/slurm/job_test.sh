@@ -6,7 +6,8 @@
 # up (not root, or Slurm could not start: slurm.setup says why).
 #
 # Cases: primes, primes_mpirun, seeds, bench, sweep (the job array), requeue (scontrol requeue
-# mid-run), timelimit (--time with --signal=B:USR1@N: the job saves, exits 75, requeues itself).
+# mid-run), timelimit (--time with --signal=B:USR1@N: the job saves, exits 75, requeues itself),
+# kill (SIGKILL of one rank: the job ends within 10 s, FAILED, leaving nothing).
 # MPIPROC_BIN, when set, is passed on to the jobs (a build elsewhere than REPO/build).
 set -euo pipefail
 [[ $# -eq 3 ]] || { echo "usage: job_test.sh CLUSTER_DIR REPO CASE" >&2; exit 2; }
@@ -184,6 +185,49 @@ case $case in
       echo "job $job ended before the time-limit signal; again, larger"
     done
     fail "every run ended before the time-limit signal"
+    ;;
+  kill)
+    # SIGKILL of one rank under srun: the job ends within 10 s, FAILED, its log names the task, and
+    # no process of the job nor any file the ranks had mapped in /dev/shm or /tmp is left.
+    touch launched
+    job=$(submit -n 4 "$repo/jobs/primes.sbatch" --max 2000000000)
+    start=$SECONDS
+    declare -A rank_pid=()
+    until [[ ${#rank_pid[@]} -eq 4 ]]; do
+      ((SECONDS - start < 60)) || fail "job $job did not start 4 ranks within 60 s"
+      sleep 0.2
+      rank_pid=()
+      for env in /proc/[0-9]*/environ; do
+        pid=${env#/proc/} pid=${pid%/environ}
+        [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */primes ]] || continue
+        vars=$(tr '\0' '\n' <"$env" 2>/dev/null) || continue
+        grep -qx "SLURM_JOB_ID=$job" <<<"$vars" || continue
+        rank=$(sed -n 's/^SLURM_PROCID=//p' <<<"$vars")
+        [[ -n $rank ]] && rank_pid[$rank]=$pid
+      done
+    done
+    sleep 1  # every rank in its map call
+    mapped=$(for pid in "${rank_pid[@]}"; do
+      awk '$6 ~ /^\/(dev\/shm|tmp)\// { print $6 }' "/proc/$pid/maps" 2>/dev/null
+    done | sort -u)
+    kill -KILL "${rank_pid[1]}"
+    killed=$EPOCHREALTIME
+    until [[ $(states "$job") =~ ^(FAILED|CANCELLED|COMPLETED|NODE_FAIL)$ ]]; do
+      elapsed=$(awk -v a="$killed" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')
+      awk -v e="$elapsed" 'BEGIN { exit !(e > 10) }' && fail "job $job still $(states "$job") 10 s after rank 1 was killed"
+      sleep 0.1
+    done
+    elapsed=$(awk -v a="$killed" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    [[ $(states "$job") == FAILED ]] || fail "job $job ended $(states "$job"), not FAILED"
+    expect "mpiproc-primes-$job.out" "task 1: Killed"
+    sleep 2
+    for pid in "${rank_pid[@]}"; do
+      [[ -e /proc/$pid && $(readlink "/proc/$pid/exe" 2>/dev/null) == */primes ]] && fail "rank pid $pid survived the job"
+    done
+    while read -r file; do
+      [[ -n $file && -e $file && $file -nt launched ]] && fail "left behind: $file"
+    done <<<"$mapped"
+    echo "job $job: rank 1 (pid ${rank_pid[1]}) killed; the job ended FAILED after $elapsed s, leaving nothing"
     ;;
   *) fail "unknown case $case" ;;
 esac
