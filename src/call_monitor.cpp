@@ -1,3 +1,4 @@
+#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/poller.hpp>

@@ -1,8 +1,9 @@
+#include "chunk_counter.hpp"
+#include "finalize_hook.hpp"
+
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/check.hpp>
-#include <mpiproc/detail/chunk_counter.hpp>
 #include <mpiproc/detail/collective.hpp>
-#include <mpiproc/detail/finalize_hook.hpp>
 #include <mpiproc/detail/pipe_channel.hpp>
 #include <mpiproc/error.hpp>
 

@@ -1,5 +1,6 @@
+#include "wire.hpp"
+
 #include <mpiproc/detail/dict_store.hpp>
-#include <mpiproc/detail/wire.hpp>
 
 #include <iterator>
 #include <map>
@@ -112,15 +113,21 @@ std::uint64_t hash_of(const std::string& bytes) {
 }  // namespace
 
 dict_store::dict_store(MPI_Comm comm)
-    : segment_(comm, 0, nullptr, [part = std::make_shared<partition>()](int, const std::string& request) -> std::optional<std::string> {
-        return part->answer(request);
-      }) {}
+    : segment_(std::make_unique<shared_segment>(
+          comm, 0, nullptr, [part = std::make_shared<partition>()](int, const std::string& request) -> std::optional<std::string> {
+            return part->answer(request);
+          })) {}
 
-int dict_store::owner(const std::string& key) const {
-  return static_cast<int>(hash_of(key) % static_cast<std::uint64_t>(segment_.size()));
+shared_segment& dict_store::segment() const {
+  if (!segment_) throw usage_error("mpiproc::shared_dict: used after it was moved from");
+  return *segment_;
 }
 
-std::string dict_store::ask(int rank, const std::string& request) { return *segment_.call(rank, request); }
+int dict_store::owner(const std::string& key) const {
+  return static_cast<int>(hash_of(key) % static_cast<std::uint64_t>(segment().size()));
+}
+
+std::string dict_store::ask(int rank, const std::string& request) { return *segment().call(rank, request); }
 
 dict_store::found dict_store::get(const std::string& key) {
   wire_reader in(ask(owner(key), wire_writer().number(op_get).bytes(key).take()));
@@ -150,12 +157,12 @@ bool dict_store::erase(const std::string& key) {
 
 std::uint64_t dict_store::size() {
   std::uint64_t total = 0;
-  for (int r = 0; r < segment_.size(); ++r) total += wire_reader(ask(r, wire_writer().number(op_size).take())).number();
+  for (int r = 0; r < segment().size(); ++r) total += wire_reader(ask(r, wire_writer().number(op_size).take())).number();
   return total;
 }
 
 void dict_store::clear() {
-  for (int r = 0; r < segment_.size(); ++r) ask(r, wire_writer().number(op_clear).take());
+  for (int r = 0; r < segment().size(); ++r) ask(r, wire_writer().number(op_clear).take());
 }
 
 std::optional<std::string> dict_store::pop(const std::string& key) {
@@ -165,9 +172,9 @@ std::optional<std::string> dict_store::pop(const std::string& key) {
 }
 
 std::optional<std::pair<std::string, std::string>> dict_store::popitem() {
-  const int n = segment_.size();
+  const int n = segment().size();
   for (int k = 0; k < n; ++k) {  // the calling rank first: ranks popping at once ask different owners
-    wire_reader in(ask((segment_.rank() + k) % n, wire_writer().number(op_popitem).take()));
+    wire_reader in(ask((segment().rank() + k) % n, wire_writer().number(op_popitem).take()));
     if (!in.number()) continue;
     std::string key = in.bytes();
     return std::pair{std::move(key), in.bytes()};
@@ -181,7 +188,7 @@ std::string dict_store::setdefault(const std::string& key, const std::string& va
 
 std::vector<std::pair<std::string, std::string>> dict_store::entries() {
   std::vector<std::pair<std::string, std::string>> all;
-  for (int r = 0; r < segment_.size(); ++r) {
+  for (int r = 0; r < segment().size(); ++r) {
     wire_reader in(ask(r, wire_writer().number(op_entries).number(want_keys | want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) {
       std::string key = in.bytes();
@@ -193,7 +200,7 @@ std::vector<std::pair<std::string, std::string>> dict_store::entries() {
 
 std::vector<std::string> dict_store::keys_or_values(bool keys) {
   std::vector<std::string> all;
-  for (int r = 0; r < segment_.size(); ++r) {
+  for (int r = 0; r < segment().size(); ++r) {
     wire_reader in(ask(r, wire_writer().number(op_entries).number(keys ? want_keys : want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) all.push_back(in.bytes());
   }

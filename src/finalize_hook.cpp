@@ -1,5 +1,6 @@
+#include "finalize_hook.hpp"
+
 #include <mpiproc/detail/check.hpp>
-#include <mpiproc/detail/finalize_hook.hpp>
 
 #include <atomic>
 #include <map>

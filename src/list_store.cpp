@@ -1,5 +1,6 @@
+#include "wire.hpp"
+
 #include <mpiproc/detail/list_store.hpp>
-#include <mpiproc/detail/wire.hpp>
 
 #include <algorithm>
 #include <iterator>
@@ -267,12 +268,18 @@ slice_bounds slice_bounds::of(std::optional<std::int64_t> start, std::optional<s
 }
 
 list_store::list_store(MPI_Comm comm, const std::vector<std::string>& initial, item_order order)
-    : segment_(comm, 0, nullptr,
-               [list = std::make_shared<sequence>(sequence{initial, std::move(order), 1})](
-                   int, const std::string& request) -> std::optional<std::string> { return list->answer(request); }) {}
+    : segment_(std::make_unique<shared_segment>(
+          comm, 0, nullptr,
+          [list = std::make_shared<sequence>(sequence{initial, std::move(order), 1})](
+              int, const std::string& request) -> std::optional<std::string> { return list->answer(request); })) {}
+
+shared_segment& list_store::segment() const {
+  if (!segment_) throw usage_error("mpiproc::shared_list: used after it was moved from");
+  return *segment_;
+}
 
 std::string list_store::ask(const std::string& request) {
-  std::string answer = *segment_.call(0, request);
+  std::string answer = *segment().call(0, request);
   wire_reader in(answer);
   const std::uint64_t status = in.number();
   if (status == answer_value_error) throw value_error(in.bytes());

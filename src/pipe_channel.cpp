@@ -1,5 +1,7 @@
+#include "finalize_hook.hpp"
+
+#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/detail/check.hpp>
-#include <mpiproc/detail/finalize_hook.hpp>
 #include <mpiproc/detail/pipe_channel.hpp>
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/transport.hpp>
@@ -185,18 +187,36 @@ pipe_channel::pipe_channel(const communicator& comm, int first, int second, bool
 }
 
 pipe_channel::~pipe_channel() {
-  if (mpi_finalizing() || std::uncaught_exceptions() > 0) return;
+  if (!state_ || mpi_finalizing() || std::uncaught_exceptions() > 0) return;
   close();
 }
 
-bool pipe_channel::is_end() const noexcept { return state_->peer >= 0; }
-int pipe_channel::peer() const noexcept { return state_->peer; }
-bool pipe_channel::can_send() const noexcept { return state_->sends; }
-bool pipe_channel::can_recv() const noexcept { return state_->receives; }
-bool pipe_channel::closed() const noexcept { return state_->closed; }
+pipe_channel& pipe_channel::operator=(pipe_channel&& other) noexcept {
+  if (this == &other) return *this;
+  if (state_ && !mpi_finalizing()) {
+    try {
+      close();
+    } catch (...) {
+      // as the destructor: the end goes away whatever the other end does
+    }
+  }
+  state_ = std::move(other.state_);
+  return *this;
+}
+
+pipe_channel::state& pipe_channel::live() const {
+  if (!state_) throw usage_error("mpiproc::pipe: used after it was moved from");
+  return *state_;
+}
+
+bool pipe_channel::is_end() const { return live().peer >= 0; }
+int pipe_channel::peer() const { return live().peer; }
+bool pipe_channel::can_send() const { return live().sends; }
+bool pipe_channel::can_recv() const { return live().receives; }
+bool pipe_channel::closed() const { return live().closed; }
 
 void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) {
-  state& s = *state_;
+  state& s = live();
   s.check(s.sends, "send");
   // An end that closed takes nothing more: refuse now rather than lose the message or wait for good.
   if (s.ended || s.other_end_stopped()) {
@@ -231,7 +251,7 @@ void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) 
 }
 
 bool pipe_channel::receive_fixed(void* data, std::size_t count, MPI_Datatype type) {
-  state& s = *state_;
+  state& s = live();
   s.check(s.receives, "recv");
   if (s.ended) return false;
   // A receive posted at once (not probed first) is as fast as a plain MPI_Recv.
@@ -258,7 +278,7 @@ bool pipe_channel::receive_fixed(void* data, std::size_t count, MPI_Datatype typ
 }
 
 bool pipe_channel::receive_sized(MPI_Datatype type, const std::function<void*(std::size_t count)>& place) {
-  state& s = *state_;
+  state& s = live();
   s.check(s.receives, "recv");
   if (s.ended) return false;
   MPI_Status status;
@@ -284,7 +304,7 @@ bool pipe_channel::receive_sized(MPI_Datatype type, const std::function<void*(st
 }
 
 bool pipe_channel::poll(const deadline& until) {
-  state& s = *state_;
+  state& s = live();
   s.check(s.receives, "poll");
   poller patience;
   for (;;) {
@@ -296,7 +316,7 @@ bool pipe_channel::poll(const deadline& until) {
 }
 
 void pipe_channel::close() {
-  state& s = *state_;
+  state& s = live();
   if (s.closed || s.peer < 0 || mpi_finalizing()) return;
   s.closed = true;
   MPI_Request sent = MPI_REQUEST_NULL;  // the other end may never read it

@@ -1,6 +1,7 @@
-#include <mpiproc/detail/queue_mailbox.hpp>
-#include <mpiproc/detail/queue_ring.hpp>
-#include <mpiproc/detail/wire.hpp>
+
+#include "queue_mailbox.hpp"
+#include "queue_ring.hpp"
+#include "wire.hpp"
 
 #include <cstring>
 #include <deque>

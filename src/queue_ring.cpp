@@ -1,4 +1,5 @@
-#include <mpiproc/detail/queue_ring.hpp>
+#include "queue_ring.hpp"
+
 #include <mpiproc/error.hpp>
 
 #include <algorithm>
@@ -45,7 +46,6 @@ queue_ring::queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, st
 std::size_t queue_ring::slot_at(std::uint64_t position) const {
   return ring_at + static_cast<std::size_t>(position % slots_) * (slot_header + payload_);
 }
-
 
 bool queue_ring::put(const void* data, std::size_t bytes, const deadline& until, bool wait) {
   const std::uint64_t need = std::max<std::uint64_t>(1, (bytes + payload_ - 1) / payload_);

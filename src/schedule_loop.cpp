@@ -1,5 +1,6 @@
+#include "chunk_counter.hpp"
+
 #include <mpiproc/detail/check.hpp>
-#include <mpiproc/detail/chunk_counter.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
 
 #include <mpiproc/error.hpp>

@@ -1,6 +1,7 @@
+#include "finalize_hook.hpp"
+
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/collective.hpp>
-#include <mpiproc/detail/finalize_hook.hpp>
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
 #include <mpiproc/detail/transport.hpp>

@@ -10,8 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <unistd.h>
 #include <vector>
 
@@ -464,4 +467,41 @@ TEST(PipeBytes, MessagesTooLongForTheBufferThrowBufferTooShortAndStayReadable) {
     EXPECT_THROW(p.send_bytes("x"), usage_error);  // the receiving end of a one-way pipe
   }
   world().barrier();
+}
+
+// Every public object moves (MPL's value semantics): a moved pipe, dict and list keep working where
+// they went, and the moved-from object is a usage_error to use, never a crash.
+static_assert(std::is_nothrow_move_constructible_v<mpiproc::pipe<int>>);
+static_assert(std::is_move_assignable_v<mpiproc::pipe<int>>);
+static_assert(std::is_nothrow_move_constructible_v<mpiproc::shared_dict<int, int>>);
+static_assert(std::is_nothrow_move_constructible_v<mpiproc::shared_list<int>>);
+static_assert(!std::is_copy_constructible_v<mpiproc::pipe<int>>);
+static_assert(!std::is_copy_constructible_v<mpiproc::shared_dict<int, int>>);
+static_assert(!std::is_copy_constructible_v<mpiproc::shared_list<int>>);
+
+TEST(Movable, PipeDictAndListWorkWhereTheyWereMovedAndNotWhereFrom) {
+  if (size() > 1) {  // a pipe joins two ranks
+    const int last = size() - 1;
+    mpiproc::pipe<int> made(world(), 0, last);
+    std::vector<mpiproc::pipe<int>> pipes;
+    pipes.push_back(std::move(made));
+    EXPECT_THROW((void)made.is_end(), usage_error);
+    if (rank() == 0) pipes[0].send(42);
+    if (rank() == last) {
+      EXPECT_EQ(pipes[0].recv(), std::optional<int>(42));
+    }
+  }
+
+  mpiproc::shared_dict<int, int> dict(world());
+  mpiproc::shared_dict<int, int> dict_moved(std::move(dict));
+  dict_moved.set(rank(), rank() * 10);
+  EXPECT_THROW(dict.set(0, 1), usage_error);
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_EQ(static_cast<int>(dict_moved.size()), size());
+
+  mpiproc::shared_list<int> list(world(), {1, 2, 3});
+  mpiproc::shared_list<int> list_moved(std::move(list));
+  EXPECT_EQ(list_moved.size(), 3u);
+  EXPECT_THROW((void)list.size(), usage_error);
+  MPI_Barrier(MPI_COMM_WORLD);
 }

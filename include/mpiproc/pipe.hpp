@@ -50,7 +50,8 @@ concept writable_byte_buffer =
 /// Trivially copyable T travels as its bytes, strings and vectors of trivially copyable items as
 /// their elements, any other T through Boost.Serialization. Construction is collective over the
 /// communicator; the two ranks get the ends, every other rank an object that only says so
-/// (is_end() false). An end is for one thread at a time.
+/// (is_end() false). An end is for one thread at a time. Movable, not copyable (moving an end
+/// keeps it open; assigning over an end closes it first); a moved-from pipe is a usage_error to use.
 ///
 /// send_bytes/recv_bytes/recv_bytes_into carry raw bytes on the same stream, as Python's Connection
 /// does (pipe<> for a pipe of bytes only). Sending to an end that has closed is a usage_error (Python's
@@ -64,11 +65,11 @@ class pipe {
       : channel_(comm, first, second, mode == pipe_mode::duplex) {}
 
   /// Whether this rank is one of the two ends.
-  bool is_end() const noexcept { return channel_.is_end(); }
+  bool is_end() const { return channel_.is_end(); }
   /// The other end's rank.
-  int peer() const noexcept { return channel_.peer(); }
-  bool can_send() const noexcept { return channel_.can_send(); }
-  bool can_recv() const noexcept { return channel_.can_recv(); }
+  int peer() const { return channel_.peer(); }
+  bool can_send() const { return channel_.can_send(); }
+  bool can_recv() const { return channel_.can_recv(); }
 
   /// Sends a copy of `value`. Returns once `value` may change again: small messages at once, large
   /// ones once the other end receives them. usage_error at the receiving end of a one-way pipe, after
@@ -200,7 +201,7 @@ class pipe {
   /// Ends this side: the other end's recv returns empty after what was sent. Using this end
   /// afterwards is a usage_error; closing again does nothing.
   void close() { channel_.close(); }
-  bool closed() const noexcept { return channel_.closed(); }
+  bool closed() const { return channel_.closed(); }
 
  private:
   void send_range(const void* data, std::size_t bytes, std::size_t offset, std::optional<std::size_t> size) {

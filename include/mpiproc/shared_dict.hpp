@@ -22,7 +22,8 @@ namespace mpiproc {
 ///
 /// Keys and values travel as bytes (trivially copyable types as they are, others through
 /// Boost.Serialization: include the boost/serialization header for a standard container). Keys
-/// compare by those bytes. Construction is collective; one thread per rank at a time.
+/// compare by those bytes. Construction is collective; one thread per rank at a time. Movable, not
+/// copyable; a moved-from dict is a usage_error to use.
 ///
 /// Order: each owner keeps its keys in the order they came in (a key set again keeps its place),
 /// and keys(), values(), items() and iteration go owner by owner from rank 0. On one rank that is

@@ -28,7 +28,8 @@ namespace mpiproc {
 ///
 /// Items travel as bytes (trivially copyable types as they are, others through
 /// Boost.Serialization) and compare with T's own == and < (on rank 0). Construction is
-/// collective; one thread per rank at a time.
+/// collective; one thread per rank at a time. Movable, not copyable; a moved-from list is a
+/// usage_error to use.
 template <class T>
 class shared_list {
  public:

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,7 +52,9 @@ class dict_store {
   int owner(const std::string& key) const;
   std::string ask(int rank, const std::string& request);
 
-  shared_segment segment_;
+  shared_segment& segment() const;
+
+  std::unique_ptr<shared_segment> segment_;  // held by pointer: the store moves, the segment stays put
 };
 
 }  // namespace mpiproc::detail

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -79,7 +80,9 @@ class list_store {
  private:
   std::string ask(const std::string& request);
 
-  shared_segment segment_;
+  shared_segment& segment() const;
+
+  std::unique_ptr<shared_segment> segment_;  // held by pointer: the store moves, the segment stays put
 };
 
 }  // namespace mpiproc::detail

@@ -1,7 +1,7 @@
 #pragma once
 
 #include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/detail/clock.hpp>
 
 #include <mpi.h>
 
@@ -24,13 +24,17 @@ class pipe_channel {
   ~pipe_channel();
   pipe_channel(const pipe_channel&) = delete;
   pipe_channel& operator=(const pipe_channel&) = delete;
+  /// Moves the end; a moved-from channel is a usage_error to use.
+  pipe_channel(pipe_channel&&) noexcept = default;
+  /// Closes this end (as the destructor does), then takes `other`'s.
+  pipe_channel& operator=(pipe_channel&& other) noexcept;
 
   /// Whether this rank is one of the two ends.
-  bool is_end() const noexcept;
+  bool is_end() const;
   /// The rank of the other end (in the communicator the pipe was made on).
-  int peer() const noexcept;
-  bool can_send() const noexcept;
-  bool can_recv() const noexcept;
+  int peer() const;
+  bool can_send() const;
+  bool can_recv() const;
 
   /// Sends `count` items of `type`; returns once the buffer may be reused. Throws if the other end
   /// closed while the message waited for it.
@@ -44,11 +48,13 @@ class pipe_channel {
   bool poll(const deadline& until);
   /// Tells the other end that no more messages come; later use of this end is a usage_error.
   void close();
-  bool closed() const noexcept;
+  bool closed() const;
 
   struct state;
 
  private:
+  state& live() const;
+
   std::shared_ptr<state> state_;
 };
 

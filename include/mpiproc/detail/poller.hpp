@@ -1,7 +1,7 @@
 #pragma once
 
 #include <mpiproc/detail/check.hpp>
-#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/detail/clock.hpp>
 
 #include <mpi.h>
 

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/detail/clock.hpp>
 
 #include <mpi.h>
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <mpiproc/detail/breakable.hpp>
+#include <mpiproc/detail/clock.hpp>
 #include <mpiproc/error.hpp>
 
 #include <mpi.h>
@@ -14,18 +15,6 @@
 #include <string>
 
 namespace mpiproc::detail {
-
-using clock = std::chrono::steady_clock;
-using deadline = std::optional<clock::time_point>;
-
-/// A pause in a spin loop: lets the other hardware thread of the core run.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 /// Collective: MPIPROC_COUNTER ("" when unset), checked to be shared, messages or rma and the same
 /// on every rank (usage_error on every rank otherwise).
