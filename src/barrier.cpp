@@ -34,7 +34,7 @@ barrier::barrier(const communicator& comm, std::uint64_t parties, std::function<
   if (parties == 0) throw usage_error("mpiproc::barrier: needs at least one party");
   if (parties > count_mask) throw usage_error("mpiproc::barrier: at most 2^61 - 1 parties");
   if (timeout) default_timeout_ = std::chrono::ceil<detail::clock::duration>(*timeout);
-  word_ = std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 8 : 0);
+  word_ = std::make_unique<detail::shared_segment>(comm, comm.rank() == 0 ? 8 : 0);
 }
 
 std::uint64_t barrier::wait_until_steady(const detail::deadline& until) {

@@ -1,6 +1,8 @@
-#include <mpiproc/detail/breakable.hpp>
+#include "communicator_state.hpp"
+
 #include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/check.hpp>
+#include <mpiproc/detail/peer_failed.hpp>
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/error.hpp>
 
@@ -14,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -317,9 +320,7 @@ call_monitor::call_monitor(const communicator& comm, const call_options& opts, s
                            bool whole_chunks)
     : state_(std::make_unique<state>()), whole_chunks_(whole_chunks) {
   state& s = *state_;
-  const auto [channel, call] = comm.map_call_channel();
-  s.comm = channel;
-  s.tag = static_cast<int>(call % 16384);  // within MPI's least tag bound; calls never overlap
+  std::tie(s.comm, s.tag) = comm.state().map_call_channel();
   s.rank = comm.rank();
   s.size = comm.size();
   s.total = total;

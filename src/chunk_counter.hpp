@@ -2,8 +2,6 @@
 
 #include <mpiproc/detail/shared_segment.hpp>
 
-#include <mpi.h>
-
 #include <cstdint>
 #include <memory>
 
@@ -16,8 +14,7 @@ namespace mpiproc::detail {
 /// waiting for the owner (and avoiding Open MPI 4.1's osc/rdma, which names its files by
 /// communicator id, so windows made at once on the halves of one MPI_Comm_split collide); over
 /// several nodes served by the owning process's service thread, since one-sided MPI over plain TCP
-/// does not work with Open MPI's defaults. MPIPROC_COUNTER=rma uses an MPI_Fetch_and_op window
-/// instead, for networks where one-sided MPI works.
+/// does not work with Open MPI's defaults.
 ///
 /// Two slots alternate between consecutive loops. At the start of loop k, rank 0 zeroes the slot
 /// of loop k+1; every rank reaches loop k+1 only after the collective that ends loop k, which rank 0
@@ -27,8 +24,8 @@ namespace mpiproc::detail {
 class chunk_counter {
  public:
   /// Collective over `comm`.
-  explicit chunk_counter(MPI_Comm comm);
-  /// Collective: frees the window (see release()).
+  explicit chunk_counter(const communicator& comm);
+  /// Collective: frees the counter (see release()).
   ~chunk_counter();
   chunk_counter(const chunk_counter&) = delete;
   chunk_counter& operator=(const chunk_counter&) = delete;
@@ -40,7 +37,7 @@ class chunk_counter {
   /// Makes every later next() of the current loop return at least `end`: used when this rank fails,
   /// so that the others stop taking work and reach the error check quickly.
   void cancel(std::uint64_t end);
-  /// Collective: frees the window now; later calls do nothing.
+  /// Collective: frees the counter now; later calls do nothing.
   void release() noexcept;
   /// Not collective: leaves without freeing, while an exception unwinds (see shared_segment).
   void abandon() noexcept;
@@ -48,9 +45,8 @@ class chunk_counter {
  private:
   std::size_t slot() const noexcept { return (loop_ - 1) % 2 * 8; }
 
-  std::unique_ptr<shared_segment> slots_;  // two words on rank 0 (not with rma)
+  std::unique_ptr<shared_segment> slots_;  // two words on rank 0
   std::uint64_t* mapped_ = nullptr;        // those words, mapped here (one node)
-  MPI_Win window_ = MPI_WIN_NULL;          // rma
   int rank_ = 0;
   unsigned loop_ = 0;  // loops begun
 };

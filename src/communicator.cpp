@@ -1,13 +1,17 @@
-#include "chunk_counter.hpp"
-#include "finalize_hook.hpp"
+#include "communicator_state.hpp"
+#include "registry.hpp"
 
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/pipe_channel.hpp>
+#include <mpiproc/detail/transport.hpp>
 #include <mpiproc/error.hpp>
 
+#include <cstdlib>
 #include <exception>
+#include <optional>
+#include <string>
 
 namespace mpiproc {
 
@@ -15,109 +19,160 @@ namespace detail {
 
 namespace {
 
-/// The MPI objects one communicator owns. Freeing them is collective.
-struct mpi_handles {
-  MPI_Comm comm = MPI_COMM_NULL;
-  std::unique_ptr<chunk_counter> counter;
-  MPI_Comm channels = MPI_COMM_NULL;  // pipes' messages, each pipe on tags of its own
-  std::uint64_t channels_made = 0;
-  MPI_Comm map_calls = MPI_COMM_NULL;  // progress and time-limit messages of map calls
-  std::uint64_t map_calls_begun = 0;
+/// The duplicates themselves, enrolled so that MPI_Finalize frees what is left of them.
+struct duplicates : registered {
+  MPI_Comm comm = MPI_COMM_NULL;     // collective calls
+  MPI_Comm objects = MPI_COMM_NULL;  // every object's point-to-point messages
 
-  void release() noexcept {
-    if (counter) counter->release();
-    if (channels != MPI_COMM_NULL) {
-      forget_pipe_drains(channels);
-      MPI_Comm_free(&channels);
+  void release() noexcept override {
+    if (objects != MPI_COMM_NULL) {
+      forget_pipe_drains(objects);
+      MPI_Comm_free(&objects);
     }
-    if (map_calls != MPI_COMM_NULL) MPI_Comm_free(&map_calls);
     if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
 };
 
+MPI_Comm duplicate(MPI_Comm comm) {
+  MPI_Comm copy = MPI_COMM_NULL;
+  MPIPROC_CHECK(MPI_Comm_dup(comm, &copy));
+  MPIPROC_CHECK(MPI_Comm_set_errhandler(copy, MPI_ERRORS_RETURN));
+  return copy;
+}
+
+int tag_upper_bound(MPI_Comm comm) {
+  void* upper = nullptr;
+  int has = 0;
+  MPIPROC_CHECK(MPI_Comm_get_attr(comm, MPI_TAG_UB, &upper, &has));
+  return has ? *static_cast<int*>(upper) : 32767;
+}
+
 }  // namespace
 
-struct communicator_state {
-  std::shared_ptr<mpi_handles> handles = std::make_shared<mpi_handles>();
-  std::uint64_t finalize_id = 0;
-  int rank = 0;
-  int size = 1;
+struct communicator_handles {
+  std::shared_ptr<duplicates> dups = std::make_shared<duplicates>();
+  std::uint64_t finalize_id = enroll(MPI_COMM_NULL, dups);
+  std::optional<transport> chosen;
+  int tag_ub = 0;
+  int map_tags = 0;  // tags [0, map_tags) of `objects` go to map calls, in turn
+  int next_tag = 0;  // the first tag no object has
 
-  explicit communicator_state(MPI_Comm user) {
-    int initialized = 0;
-    MPIPROC_CHECK(MPI_Initialized(&initialized));
-    int finalized = 0;
-    MPIPROC_CHECK(MPI_Finalized(&finalized));
-    if (!initialized || finalized)
-      throw usage_error("mpiproc::communicator: MPI is not initialized; create an mpiproc::environment first");
-    if (user == MPI_COMM_NULL) throw usage_error("mpiproc::communicator: cannot use MPI_COMM_NULL");
-    MPIPROC_CHECK(MPI_Comm_dup(user, &handles->comm));
-    finalize_id = release_at_finalize([h = handles] { h->release(); });
-    MPIPROC_CHECK(MPI_Comm_set_errhandler(handles->comm, MPI_ERRORS_RETURN));
-    MPIPROC_CHECK(MPI_Comm_rank(handles->comm, &rank));
-    MPIPROC_CHECK(MPI_Comm_size(handles->comm, &size));
+  /// Collective on first use: the duplicate that objects share.
+  MPI_Comm objects() {
+    if (dups->objects == MPI_COMM_NULL) {
+      dups->objects = duplicate(dups->comm);
+      tag_ub = tag_upper_bound(dups->objects);
+      map_tags = std::min(16384, tag_ub / 4);
+      next_tag = map_tags;
+    }
+    return dups->objects;
   }
 
-  ~communicator_state() {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized) return;
-    // While an exception unwinds, this rank may be the only one here: the counter's collective
-    // free must not wait for it (the communicators are freed at MPI_Finalize).
-    if (std::uncaught_exceptions() > 0) {
-      if (handles->counter) handles->counter->abandon();
-      return;
-    }
-    forget_at_finalize(finalize_id);
-    handles->release();
+  ~communicator_handles() {
+    // While an exception unwinds, this rank may be the only one here: MPI_Finalize frees them.
+    if (mpi_finalizing() || std::uncaught_exceptions() > 0) return;
+    withdraw(finalize_id);
+    dups->release();
   }
 };
+
+communicator_state::communicator_state(MPI_Comm user) {
+  int initialized = 0;
+  MPIPROC_CHECK(MPI_Initialized(&initialized));
+  int finalized = 0;
+  MPIPROC_CHECK(MPI_Finalized(&finalized));
+  if (!initialized || finalized)
+    throw usage_error("mpiproc::communicator: MPI is not initialized; create an mpiproc::environment first");
+  if (user == MPI_COMM_NULL) throw usage_error("mpiproc::communicator: cannot use MPI_COMM_NULL");
+  handles_ = std::make_shared<communicator_handles>();
+  handles_->dups->comm = duplicate(user);
+  MPIPROC_CHECK(MPI_Comm_rank(comm(), &rank_));
+  MPIPROC_CHECK(MPI_Comm_size(comm(), &size_));
+}
+
+communicator_state::~communicator_state() {
+  if (!counter_ || mpi_finalizing()) return;
+  // While an exception unwinds, this rank may be the only one here: the counter's collective
+  // free must not wait for it.
+  if (std::uncaught_exceptions() > 0)
+    counter_->abandon();
+  else
+    counter_->release();
+}
+
+MPI_Comm communicator_state::comm() const noexcept { return handles_->dups->comm; }
+
+transport communicator_state::shared_state_transport() {
+  if (!handles_->chosen) {
+    require_mpi("making a lock, queue or other shared object");
+    const char* name = std::getenv("MPIPROC_TRANSPORT") ? "MPIPROC_TRANSPORT" : "MPIPROC_COUNTER";
+    const char* set = std::getenv(name);
+    const std::string choice = set ? set : "";
+    const std::string names[] = {"", "auto", "shared", "messages"};
+    std::uint64_t mine = 4;  // not a name
+    for (std::uint64_t k = 0; k < 4; ++k)
+      if (choice == names[k]) mine = k;
+    // Every rank must choose alike, or some would wait in a collective the others never enter.
+    const auto [low, high] = min_max(comm(), mine);
+    if (high == 4)
+      throw usage_error(std::string(name) + " must be auto, shared or messages (or unset)" +
+                        (mine == 4 ? ", not '" + choice + "'" : std::string(" on every rank")));
+    if (low != high)
+      throw usage_error(std::string(name) + " differs between ranks; set it alike on every rank (mpirun -x)");
+    MPI_Comm node = MPI_COMM_NULL;
+    MPIPROC_CHECK(MPI_Comm_split_type(comm(), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    int node_size = 0;
+    const int rc = MPI_Comm_size(node, &node_size);
+    MPI_Comm_free(&node);
+    check(rc, "MPI_Comm_size");
+    const bool one_node = node_size == size_;
+    if (choice == "shared" && !one_node)
+      throw usage_error(std::string(name) + "=shared needs all ranks on one node");
+    handles_->chosen = choice == "messages" || !one_node ? transport::messages : transport::shared_memory;
+  }
+  return *handles_->chosen;
+}
+
+object_channel communicator_state::new_object(int count, const char* what) {
+  communicator_handles& h = *handles_;
+  const MPI_Comm objects = h.objects();
+  if (h.next_tag > h.tag_ub - count)
+    throw usage_error(std::string("mpiproc: more ") + what + "s and other objects on one communicator than MPI's " +
+                      std::to_string(h.tag_ub) + " tags allow; make the rest on a new communicator");
+  const int first = h.next_tag;
+  h.next_tag += count;
+  return {handles_, objects, first};
+}
+
+chunk_counter& communicator_state::make_counter(const communicator& comm) {
+  if (!counter_) counter_ = std::make_unique<chunk_counter>(comm);
+  return *counter_;
+}
+
+void communicator_state::begin_map_call() {
+  ++map_calls_begun_;
+  if (size_ > 1) handles_->objects();
+}
+
+std::pair<MPI_Comm, int> communicator_state::map_call_channel() {
+  const communicator_handles& h = *handles_;
+  if (h.map_tags == 0) return {MPI_COMM_NULL, 0};
+  return {h.dups->objects, static_cast<int>(map_calls_begun_ % static_cast<std::uint64_t>(h.map_tags))};
+}
 
 }  // namespace detail
 
 communicator::communicator(MPI_Comm comm) : state_(std::make_shared<detail::communicator_state>(comm)) {}
 
-int communicator::rank() const noexcept { return state_->rank; }
+int communicator::rank() const noexcept { return state_->rank(); }
 
-int communicator::size() const noexcept { return state_->size; }
+int communicator::size() const noexcept { return state_->size(); }
 
-MPI_Comm communicator::native() const noexcept { return state_->handles->comm; }
+MPI_Comm communicator::native() const noexcept { return state_->comm(); }
 
 void communicator::barrier() const {
   const detail::collective_call entered(native(), "communicator::barrier");
   MPIPROC_CHECK(MPI_Barrier(native()));
-}
-
-detail::chunk_counter& communicator::chunk_counter() const {
-  auto& counter = state_->handles->counter;
-  if (!counter) counter = std::make_unique<detail::chunk_counter>(native());
-  return *counter;
-}
-
-bool communicator::has_chunk_counter() const noexcept { return state_->handles->counter != nullptr; }
-
-void communicator::begin_map_call() const {
-  auto& h = *state_->handles;
-  ++h.map_calls_begun;
-  if (h.map_calls == MPI_COMM_NULL && size() > 1) {
-    MPIPROC_CHECK(MPI_Comm_dup(h.comm, &h.map_calls));
-    MPIPROC_CHECK(MPI_Comm_set_errhandler(h.map_calls, MPI_ERRORS_RETURN));
-  }
-}
-
-std::pair<MPI_Comm, std::uint64_t> communicator::map_call_channel() const {
-  const auto& h = *state_->handles;
-  return {h.map_calls, h.map_calls_begun};
-}
-
-std::pair<MPI_Comm, std::uint64_t> communicator::new_channel() const {
-  auto& h = *state_->handles;
-  detail::enter_construction(h.comm, "a pipe");
-  if (h.channels == MPI_COMM_NULL) {
-    MPIPROC_CHECK(MPI_Comm_dup(h.comm, &h.channels));
-    MPIPROC_CHECK(MPI_Comm_set_errhandler(h.channels, MPI_ERRORS_RETURN));
-  }
-  return {h.channels, h.channels_made++};
 }
 
 }  // namespace mpiproc

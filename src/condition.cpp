@@ -20,10 +20,10 @@ std::size_t words_bytes(const communicator& comm) { return comm.rank() == 0 ? sl
 condition::condition(const communicator& comm)
     : own_lock_(std::make_unique<mutex>(comm)),
       lock_(own_lock_.get()),
-      words_(std::make_unique<detail::shared_segment>(comm.native(), words_bytes(comm))) {}
+      words_(std::make_unique<detail::shared_segment>(comm, words_bytes(comm))) {}
 
 condition::condition(const communicator& comm, mutex& lock)
-    : lock_(&lock), words_(std::make_unique<detail::shared_segment>(comm.native(), words_bytes(comm))) {}
+    : lock_(&lock), words_(std::make_unique<detail::shared_segment>(comm, words_bytes(comm))) {}
 
 void condition::require_lock(const char* what) const {
   if (!lock_->held())

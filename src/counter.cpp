@@ -8,7 +8,7 @@ std::int64_t from_bits(std::uint64_t v) { return static_cast<std::int64_t>(v); }
 }  // namespace
 
 counter::counter(const communicator& comm, std::int64_t initial)
-    : word_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 8 : 0, &initial)) {}
+    : word_(std::make_unique<detail::shared_segment>(comm, comm.rank() == 0 ? 8 : 0, &initial)) {}
 
 std::int64_t counter::fetch_add(std::int64_t delta) { return from_bits(word_->fetch_add(0, 0, bits(delta))); }
 std::int64_t counter::load() { return from_bits(word_->load(0, 0)); }

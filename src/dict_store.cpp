@@ -112,7 +112,7 @@ std::uint64_t hash_of(const std::string& bytes) {
 }
 }  // namespace
 
-dict_store::dict_store(MPI_Comm comm)
+dict_store::dict_store(const communicator& comm)
     : segment_(std::make_unique<shared_segment>(
           comm, 0, nullptr, [part = std::make_shared<partition>()](int, const std::string& request) -> std::optional<std::string> {
             return part->answer(request);

@@ -3,7 +3,7 @@
 namespace mpiproc {
 
 event::event(const communicator& comm)
-    : word_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 8 : 0)) {}
+    : word_(std::make_unique<detail::shared_segment>(comm, comm.rank() == 0 ? 8 : 0)) {}
 
 void event::set() {
   for (std::uint64_t seen = word_->load(0, 0); (seen & 1) == 0;)

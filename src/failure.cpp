@@ -1,7 +1,9 @@
+#include "registry.hpp"
+
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/peer_failed.hpp>
 #include <mpiproc/detail/poller.hpp>
-#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/error.hpp>
 
 #include <string>

@@ -267,7 +267,7 @@ slice_bounds slice_bounds::of(std::optional<std::int64_t> start, std::optional<s
   return s;
 }
 
-list_store::list_store(MPI_Comm comm, const std::vector<std::string>& initial, item_order order)
+list_store::list_store(const communicator& comm, const std::vector<std::string>& initial, item_order order)
     : segment_(std::make_unique<shared_segment>(
           comm, 0, nullptr,
           [list = std::make_shared<sequence>(sequence{initial, std::move(order), 1})](

@@ -19,7 +19,7 @@ std::uint64_t advance(std::uint32_t ticket) { return ticket == head_mask ? 1 - o
 }  // namespace
 
 mutex::mutex(const communicator& comm)
-    : word_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 16 : 0)),
+    : word_(std::make_unique<detail::shared_segment>(comm, comm.rank() == 0 ? 16 : 0)),
       state_(word_->mapped_word(0, state_at)) {}
 
 void mutex::lock() {

@@ -1,7 +1,9 @@
-#include "finalize_hook.hpp"
+#include "communicator_state.hpp"
+#include "registry.hpp"
 
-#include <mpiproc/detail/breakable.hpp>
 #include <mpiproc/detail/check.hpp>
+#include <mpiproc/detail/collective.hpp>
+#include <mpiproc/detail/peer_failed.hpp>
 #include <mpiproc/detail/pipe_channel.hpp>
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/transport.hpp>
@@ -93,8 +95,8 @@ void forget_pipe_drains(MPI_Comm channels) noexcept {
   });
 }
 
-struct pipe_channel::state : breakable {
-  communicator owner;  // keeps the channels communicator alive
+struct pipe_channel::state : registered {
+  object_channel channel;  // keeps `comm` alive
   MPI_Comm comm = MPI_COMM_NULL;
   int data_tag = 0, end_tag = 0, broken_tag = 0;
   int peer = -1;
@@ -102,8 +104,9 @@ struct pipe_channel::state : breakable {
   bool closed = false;  // this end
   bool ended = false;   // the other end's end of stream has been received
   int failed_sent = 0;  // what poison() sent
+  std::uint64_t enrolled = 0;
 
-  explicit state(const communicator& c) : owner(c) {}
+  void release() noexcept override {}  // its communicator's release frees the messages left
 
   void poison(int failed_rank) noexcept override {
     if (peer < 0 || closed || mpi_finalizing()) return;  // a closed end's peer no longer listens
@@ -157,22 +160,16 @@ struct pipe_channel::state : breakable {
 };
 
 pipe_channel::pipe_channel(const communicator& comm, int first, int second, bool duplex)
-    : state_(std::make_shared<state>(comm)) {
+    : state_(std::make_shared<state>()) {
   state& s = *state_;
   const int size = comm.size(), rank = comm.rank();
   if (first < 0 || first >= size || second < 0 || second >= size || first == second)
     throw usage_error("mpiproc: a pipe joins two different ranks in [0, " + std::to_string(size) + "), not " +
                       std::to_string(first) + " and " + std::to_string(second));
-  const auto [channels, number] = comm.new_channel();
-  void* upper = nullptr;
-  int has = 0;
-  MPIPROC_CHECK(MPI_Comm_get_attr(channels, MPI_TAG_UB, &upper, &has));
-  const std::uint64_t tag_ub = has ? static_cast<std::uint64_t>(*static_cast<int*>(upper)) : 32767;
-  if (3 * number + 2 > tag_ub)
-    throw usage_error("mpiproc: more pipes on one communicator than MPI's tags number (" + std::to_string(tag_ub / 3) +
-                      "); make pipes on a new communicator");
-  s.comm = channels;
-  s.data_tag = static_cast<int>(3 * number);
+  enter_construction(comm.native(), "a pipe");
+  s.channel = comm.state().new_object(3, "pipe");
+  s.comm = s.channel.comm;
+  s.data_tag = s.channel.first_tag;
   s.end_tag = s.data_tag + 1;
   s.broken_tag = s.data_tag + 2;
   if (rank == first || rank == second) {
@@ -180,19 +177,22 @@ pipe_channel::pipe_channel(const communicator& comm, int first, int second, bool
     s.sends = duplex || rank == first;
     s.receives = duplex || rank == second;
   }
-  register_breakable(comm.native(), state_);
+  s.enrolled = enroll(comm.native(), state_);
   auto& d = the_drains();
   std::lock_guard guard(d.mutex);
   progress_drains(d.pending);
 }
 
 pipe_channel::~pipe_channel() {
-  if (!state_ || mpi_finalizing() || std::uncaught_exceptions() > 0) return;
+  if (!state_) return;
+  withdraw(state_->enrolled);
+  if (mpi_finalizing() || std::uncaught_exceptions() > 0) return;
   close();
 }
 
 pipe_channel& pipe_channel::operator=(pipe_channel&& other) noexcept {
   if (this == &other) return *this;
+  if (state_) withdraw(state_->enrolled);
   if (state_ && !mpi_finalizing()) {
     try {
       close();

@@ -1,4 +1,5 @@
 
+#include "communicator_state.hpp"
 #include "queue_mailbox.hpp"
 #include "queue_ring.hpp"
 #include "wire.hpp"
@@ -61,7 +62,7 @@ struct mailbox {
 };
 }  // namespace
 
-queue_mailbox::queue_mailbox(MPI_Comm comm, std::uint64_t capacity, bool joinable)
+queue_mailbox::queue_mailbox(const communicator& comm, std::uint64_t capacity, bool joinable)
     : joinable_(joinable),
       segment_(comm, 0, nullptr, [box = std::make_shared<mailbox>(mailbox{{}, capacity, false, 0})](int, const std::string& request) {
         return box->answer(request);
@@ -131,11 +132,11 @@ bool queue_mailbox::join(const deadline& until) {
   return wire_reader(ask(wire_writer().number(op_join).take(), until)).number() == got_item;
 }
 
-std::unique_ptr<queue_core> make_queue_core(MPI_Comm comm, std::size_t slots, std::size_t payload,
+std::unique_ptr<queue_core> make_queue_core(const communicator& comm, std::size_t slots, std::size_t payload,
                                             std::uint64_t capacity, bool joinable) {
   // Checked on every path, so that a program does not fail on one node only.
   if (slots == 0 || payload == 0) throw usage_error("mpiproc::queue: slots and slot_bytes must be at least 1");
-  if (use_messages(comm)) return std::make_unique<queue_mailbox>(comm, capacity, joinable);
+  if (comm.state().shared_state_transport() == transport::messages) return std::make_unique<queue_mailbox>(comm, capacity, joinable);
   return std::make_unique<queue_ring>(comm, slots, payload, capacity, joinable);
 }
 

@@ -11,7 +11,7 @@ namespace mpiproc::detail {
 class queue_mailbox : public queue_core {
  public:
   /// Collective over `comm`: at most `capacity` items (0: no limit).
-  queue_mailbox(MPI_Comm comm, std::uint64_t capacity, bool joinable);
+  queue_mailbox(const communicator& comm, std::uint64_t capacity, bool joinable);
 
   bool put(const void* data, std::size_t bytes, const deadline& until, bool wait) override;
   outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) override;

@@ -30,12 +30,10 @@ std::vector<std::byte> initial_words(std::size_t slots, std::size_t slot_bytes, 
 }
 }  // namespace
 
-queue_ring::queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, std::uint64_t capacity, bool joinable)
+queue_ring::queue_ring(const communicator& comm, std::size_t slots, std::size_t payload, std::uint64_t capacity, bool joinable)
     : slots_(slots), payload_((payload + 7) / 8 * 8), capacity_(capacity), joinable_(joinable) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
   const std::vector<std::byte> memory =
-      rank == 0 ? initial_words(slots_, slot_header + payload_, capacity) : std::vector<std::byte>();
+      comm.rank() == 0 ? initial_words(slots_, slot_header + payload_, capacity) : std::vector<std::byte>();
   segment_ = std::make_unique<shared_segment>(comm, memory.size(), memory.data());
   // make_queue_core builds a ring only where the segment is shared memory: items are copied in place.
   std::uint64_t* base = segment_->mapped_word(0, 0);

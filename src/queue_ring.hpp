@@ -23,7 +23,7 @@ class queue_ring : public queue_core {
  public:
   /// Collective over `comm`, whose ranks share one node's memory: `slots` slots of `payload`
   /// bytes each; `capacity` items at most (0: as many as the slots hold).
-  queue_ring(MPI_Comm comm, std::size_t slots, std::size_t payload, std::uint64_t capacity, bool joinable);
+  queue_ring(const communicator& comm, std::size_t slots, std::size_t payload, std::uint64_t capacity, bool joinable);
 
   bool put(const void* data, std::size_t bytes, const deadline& until, bool wait) override;
   outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) override;

@@ -1,4 +1,4 @@
-#include "chunk_counter.hpp"
+#include "communicator_state.hpp"
 
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
@@ -58,19 +58,20 @@ chunk_source::chunk_source(const communicator& comm, std::int64_t n, const sched
       chunks_ = bounds_.size() - 1;
       break;
   }
-  if ((kind_ == schedule::kind::dynamic || kind_ == schedule::kind::guided) && !comm.has_chunk_counter())
+  if ((kind_ == schedule::kind::dynamic || kind_ == schedule::kind::guided) && !comm.state().counter())
     throw usage_error("mpiproc: over several nodes, dynamic and guided schedules need MPI_THREAD_MULTIPLE (an "
                       "mpiproc::environment asks for it); initialize MPI with it, or use block or cyclic schedules");
 }
 
 void chunk_source::prepare(const communicator& comm) {
-  comm.begin_map_call();
+  communicator_state& state = comm.state();
+  state.begin_map_call();
   if (comm.size() == 1) return;  // one rank runs every schedule as block
-  if (!comm.has_chunk_counter()) {
+  if (!state.counter()) {
     int level = MPI_THREAD_SINGLE;
     MPIPROC_CHECK(MPI_Query_thread(&level));
     try {
-      comm.chunk_counter();
+      state.make_counter(comm);
     } catch (const usage_error&) {
       // Across nodes the counter needs MPI_THREAD_MULTIPLE (the same on every rank): block and
       // cyclic work without it, and dynamic says so.
@@ -78,7 +79,7 @@ void chunk_source::prepare(const communicator& comm) {
       throw;
     }
   }
-  comm.chunk_counter().begin_loop();
+  state.counter()->begin_loop();
 }
 
 bool chunk_source::next(chunk& c) {
@@ -105,14 +106,14 @@ bool chunk_source::next(chunk& c) {
       return true;
     }
     case schedule::kind::dynamic: {
-      const std::uint64_t k = comm_.chunk_counter().next();
+      const std::uint64_t k = comm_.state().counter()->next();
       if (k >= chunks_) return false;
       const std::int64_t offset = static_cast<std::int64_t>(k) * chunk_;
       c = {offset, std::min(chunk_, n_ - offset), 1};
       return true;
     }
     case schedule::kind::guided: {
-      const std::uint64_t k = comm_.chunk_counter().next();
+      const std::uint64_t k = comm_.state().counter()->next();
       if (k >= chunks_) return false;
       c = {bounds_[k], bounds_[k + 1] - bounds_[k], 1};
       return true;
@@ -124,7 +125,7 @@ bool chunk_source::next(chunk& c) {
 void chunk_source::cancel() noexcept {
   if (kind_ != schedule::kind::dynamic && kind_ != schedule::kind::guided) return;
   try {
-    comm_.chunk_counter().cancel(chunks_);
+    comm_.state().counter()->cancel(chunks_);
   } catch (...) {
     // The user's error matters more than a failure to stop the others early.
   }

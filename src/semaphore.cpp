@@ -9,7 +9,7 @@ semaphore::semaphore(const communicator& comm, std::uint64_t initial)
     : semaphore(comm, initial, std::numeric_limits<std::uint64_t>::max()) {}
 
 semaphore::semaphore(const communicator& comm, std::uint64_t initial, std::uint64_t limit)
-    : units_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? 8 : 0, &initial)),
+    : units_(std::make_unique<detail::shared_segment>(comm, comm.rank() == 0 ? 8 : 0, &initial)),
       limit_(limit) {}
 
 void semaphore::acquire() { acquire_until(std::nullopt); }

@@ -1,4 +1,5 @@
-#include "finalize_hook.hpp"
+#include "communicator_state.hpp"
+#include "registry.hpp"
 
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/collective.hpp>
@@ -44,9 +45,9 @@ enum : std::uint64_t {
   op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_raise, op_add_up_to, op_take,
   op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_break, op_stop, op_call
 };
-// Payloads get a tag per direction: a rank's client and service threads both receive payloads
+// The tags are offsets from the first of the segment's own. Payloads get a tag per direction: a rank's client and service threads both receive payloads
 // from the same peer, and one tag would let a read's data land in a write's receive.
-constexpr int request_tag = 1, reply_tag = 2, write_payload_tag = 3, read_payload_tag = 4;
+constexpr int request_tag = 0, reply_tag = 1, write_payload_tag = 2, read_payload_tag = 3, tags_used = 4;
 // Shared path: each rank's header holds 8 sleeping places (futex word and sleeper count), then the
 // broken word (0, or 1 + the rank whose failure broke the segment).
 constexpr std::size_t places = 8;
@@ -180,9 +181,10 @@ class service {
 
   /// Starts serving `memory` to the ranks of `comm`; the future is ready once a stop request
   /// (sent by this process to itself) has been handled.
-  std::future<void> add(MPI_Comm comm, std::byte* memory, shared_segment::handler handler) {
+  std::future<void> add(MPI_Comm comm, int tags, std::byte* memory, shared_segment::handler handler) {
     auto e = std::make_unique<entry>();
     e->comm = comm;
+    e->tags = tags;
     e->memory = memory;
     e->handler = std::move(handler);
     auto stopped = e->stopped.get_future();
@@ -211,6 +213,7 @@ class service {
   };
   struct entry {
     MPI_Comm comm = MPI_COMM_NULL;
+    int tags = 0;  // the first of the segment's tags on `comm`
     std::byte* memory = nullptr;
     shared_segment::handler handler;  // answers op_call
     request incoming;
@@ -221,18 +224,46 @@ class service {
     std::promise<void> stopped;
   };
 
-  void post(entry& e) {
-    MPI_Irecv(&e.incoming, sizeof(request), MPI_BYTE, MPI_ANY_SOURCE, request_tag, e.comm, &e.pending);
+  /// Waits for the next request (MPI_REQUEST_NULL where that failed: tried again next round).
+  static void post(entry& e) {
+    if (MPI_Irecv(&e.incoming, sizeof(request), MPI_BYTE, MPI_ANY_SOURCE, e.tags + request_tag, e.comm, &e.pending) !=
+        MPI_SUCCESS)
+      e.pending = MPI_REQUEST_NULL;
   }
 
-  static void answer(entry& e, int to, const reply& out) {
-    MPI_Send(&out, sizeof(reply), MPI_BYTE, to, reply_tag, e.comm);
+  /// A message to or from `peer` failed: nobody may wait on this segment for an answer that
+  /// cannot come, so it breaks as if `peer` had failed (see op_break); every wait held, and every
+  /// later one that would block, ends with peer_failed naming it.
+  static void fail(entry& e, int peer) noexcept {
+    if (!e.broken) e.broken = static_cast<std::uint64_t>(peer) + 1;
+    auto waits = std::move(e.waits);
+    auto calls = std::move(e.calls);
+    e.waits.clear();
+    e.calls.clear();
+    for (const waiter& w : waits) answer(e, w.source, {e.broken, broken_answer});
+    for (const kept_call& c : calls) answer_call(e, c.source, broken_mark(e), broken_answer);
+  }
+
+  /// Sends an answer; a failed send breaks the segment (see fail).
+  static void answer(entry& e, int to, const reply& out) noexcept {
+    if (MPI_Send(&out, sizeof(reply), MPI_BYTE, to, e.tags + reply_tag, e.comm) != MPI_SUCCESS) fail(e, to);
   }
 
   /// A call's answer: the reply, then its bytes.
-  static void answer_call(entry& e, int to, const std::string& bytes, std::uint64_t ok) {
+  static void answer_call(entry& e, int to, const std::string& bytes, std::uint64_t ok) noexcept {
     answer(e, to, {bytes.size(), ok});
-    MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, read_payload_tag, e.comm);
+    if (MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, e.tags + read_payload_tag, e.comm) !=
+        MPI_SUCCESS)
+      fail(e, to);
+  }
+
+  /// Receives a request's payload; false (the segment broken) if that failed.
+  static bool receive_payload(entry& e, int from, void* into, std::uint64_t bytes) noexcept {
+    if (MPI_Recv(into, static_cast<int>(bytes), MPI_BYTE, from, e.tags + write_payload_tag, e.comm,
+                 MPI_STATUS_IGNORE) == MPI_SUCCESS)
+      return true;
+    fail(e, from);
+    return false;
   }
 
   /// A broken call's answer: the broken word.
@@ -307,7 +338,7 @@ class service {
     }
     if (r.kind == op_call) {
       std::string in(r.a, '\0');
-      MPI_Recv(in.data(), static_cast<int>(r.a), MPI_BYTE, source, write_payload_tag, e.comm, MPI_STATUS_IGNORE);
+      if (!receive_payload(e, source, in.data(), r.a)) return true;
       if (try_call(e, source, in))
         retry_kept_calls(e);
       else if (e.broken)
@@ -318,8 +349,7 @@ class service {
     }
     std::vector<std::byte> payload;
     if (r.kind == op_read || r.kind == op_write) payload.resize(r.a);
-    if (r.kind == op_write)
-      MPI_Recv(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, write_payload_tag, e.comm, MPI_STATUS_IGNORE);
+    if (r.kind == op_write && !receive_payload(e, source, payload.data(), r.a)) return true;
     bool changed = false;
     const reply out = apply(e.memory, r, payload.data(), payload.data(), changed);
     if ((r.kind == op_wait || r.kind == op_wait_take) && !out.ok && e.broken)
@@ -328,8 +358,10 @@ class service {
       e.waits.push_back({source, r});
     else if (r.kind != op_post_add)
       answer(e, source, out);
-    if (r.kind == op_read)
-      MPI_Send(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, read_payload_tag, e.comm);
+    if (r.kind == op_read &&
+        MPI_Send(payload.data(), static_cast<int>(r.a), MPI_BYTE, source, e.tags + read_payload_tag, e.comm) !=
+            MPI_SUCCESS)
+      fail(e, source);
     // A change may let waiters through: answer them in arrival order.
     while (changed) {
       changed = false;
@@ -376,7 +408,13 @@ class service {
         entry& e = **it;
         int done = 0;
         MPI_Status status;
-        if (MPI_Test(&e.pending, &done, &status) != MPI_SUCCESS || !done) {
+        if (e.pending == MPI_REQUEST_NULL) post(e);  // the last post failed: try again
+        if (e.pending == MPI_REQUEST_NULL) {
+          ++it;
+          continue;
+        }
+        if (MPI_Test(&e.pending, &done, &status) != MPI_SUCCESS) e.pending = MPI_REQUEST_NULL;
+        if (!done) {
           ++it;
           continue;
         }
@@ -405,21 +443,6 @@ class service {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-
-namespace {
-/// Collective: whether every rank of `comm` shares one node's memory (the same answer everywhere).
-bool on_one_node(MPI_Comm comm) {
-  int size = 0;
-  MPIPROC_CHECK(MPI_Comm_size(comm, &size));
-  MPI_Comm node = MPI_COMM_NULL;
-  MPIPROC_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  int node_size = 0;
-  const int rc = MPI_Comm_size(node, &node_size);
-  MPI_Comm_free(&node);
-  check(rc, "MPI_Comm_size");
-  return node_size == size;
-}
-}  // namespace
 
 namespace {
 /// Where rank 0's memory is, for the others: its pid and descriptor, and the file's identity (in
@@ -470,37 +493,14 @@ std::byte* map_anonymous(MPI_Comm comm, int rank, std::size_t total) {
 }
 }  // namespace
 
-std::string shared_state_path(MPI_Comm comm) {
-  require_mpi("making a lock, queue or other shared object");
-  const char* forced = std::getenv("MPIPROC_COUNTER");
-  const std::string choice = forced ? forced : "";
-  const std::string names[] = {"", "shared", "messages", "rma"};
-  int mine = 4;  // not a name
-  for (int k = 0; k < 4; ++k)
-    if (choice == names[k]) mine = k;
-  // Every rank must choose alike, or some would wait in a collective the others never enter.
-  const auto [low, high] = min_max(comm, static_cast<std::uint64_t>(mine));
-  if (high == 4)
-    throw usage_error("MPIPROC_COUNTER must be shared, messages or rma (or unset)" +
-                      (mine == 4 ? ", not '" + choice + "'" : std::string(" on every rank")));
-  if (low != high) throw usage_error("MPIPROC_COUNTER differs between ranks; set it alike on every rank (mpirun -x)");
-  return choice;
-}
-
-bool use_messages(MPI_Comm comm) {
-  const std::string choice = shared_state_path(comm);
-  const bool one_node = on_one_node(comm);
-  if (choice == "messages") return true;
-  if (choice == "shared" && !one_node) throw usage_error("MPIPROC_COUNTER=shared needs all ranks on one node");
-  return !one_node;
-}
-
-struct shared_segment::state : breakable {
+struct shared_segment::state : registered {
   std::atomic<bool> broken{false};  // this rank broke it or saw a wait end broken
   bool remote = false;
   bool answers_calls = false;  // every rank's service answers call()s (and keeps some)
   bool released = false;
-  MPI_Comm comm = MPI_COMM_NULL;
+  object_channel channel;          // keeps `comm` alive
+  MPI_Comm comm = MPI_COMM_NULL;   // shared with the communicator's other objects, on tags of its own
+  int tags = 0;                    // the first of them
   MPI_Win window = MPI_WIN_NULL;  // shared, where the anonymous memory could not be mapped
   std::byte* mapped = nullptr;    // shared: every rank's memory, anonymous, mapped here
   std::size_t mapped_bytes = 0;
@@ -509,7 +509,7 @@ struct shared_segment::state : breakable {
   std::unique_ptr<std::byte[]> owned;  // messages: this rank's memory
   std::future<void> stopped;           // messages: the service let go of `owned`
   std::vector<char> posted_to;         // messages: ranks sent a post_add since their last reply
-  std::uint64_t finalize_id = 0;
+  std::uint64_t enrolled = 0;
   int rank = 0;
   int size = 1;
 
@@ -558,17 +558,17 @@ struct shared_segment::state : breakable {
       if (changed) wake(target, r);
       return out;
     }
-    MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm));
+    MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, tags + request_tag, comm));
     if (r.kind == op_write)
-      MPIPROC_CHECK(MPI_Send(payload, static_cast<int>(r.a), MPI_BYTE, target, write_payload_tag, comm));
+      MPIPROC_CHECK(MPI_Send(payload, static_cast<int>(r.a), MPI_BYTE, target, tags + write_payload_tag, comm));
     if (r.kind == op_post_add) {
       posted_to[target] = 1;
       return {};
     }
     reply out;
-    receive(&out, sizeof out, target, reply_tag);
+    receive(&out, sizeof out, target, tags + reply_tag);
     if (r.kind == op_read)
-      MPIPROC_CHECK(MPI_Recv(result, static_cast<int>(r.a), MPI_BYTE, target, read_payload_tag, comm, MPI_STATUS_IGNORE));
+      MPIPROC_CHECK(MPI_Recv(result, static_cast<int>(r.a), MPI_BYTE, target, tags + read_payload_tag, comm, MPI_STATUS_IGNORE));
     posted_to[target] = 0;
     return out;
   }
@@ -649,25 +649,25 @@ struct shared_segment::state : breakable {
       r.kind = op_break;
       r.a = mark;
       reply out;
-      if (MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm) != MPI_SUCCESS) continue;
-      MPI_Recv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, MPI_STATUS_IGNORE);
+      if (MPI_Send(&r, sizeof r, MPI_BYTE, target, tags + request_tag, comm) != MPI_SUCCESS) continue;
+      MPI_Recv(&out, sizeof out, MPI_BYTE, target, tags + reply_tag, comm, MPI_STATUS_IGNORE);
     }
   }
 
   /// The owner's service keeps the wait until it holds; at the deadline this rank cancels it, and
   /// the wait's answer says whether it held after all.
   bool wait_remote(int target, const request& r, const deadline& until) {
-    MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, request_tag, comm));
+    MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, target, tags + request_tag, comm));
     reply out;
     MPI_Request pending = MPI_REQUEST_NULL;
-    MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, &pending));
+    MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, target, tags + reply_tag, comm, &pending));
     if (!complete_by(pending, until)) {
       request cancel;
       cancel.kind = op_cancel;
       reply ack;
-      MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, target, request_tag, comm));
+      MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, target, tags + request_tag, comm));
       complete_by(pending, std::nullopt);
-      receive(&ack, sizeof ack, target, reply_tag);
+      receive(&ack, sizeof ack, target, tags + reply_tag);
     }
     posted_to[target] = 0;
     if (out.ok == broken_answer) fail_broken(out.value);
@@ -690,7 +690,7 @@ struct shared_segment::state : breakable {
     return any_abandoned == 0;
   }
 
-  void release() noexcept {
+  void release() noexcept override {
     if (released) return;
     released = true;
     if (remote && !abandoned) {
@@ -701,8 +701,8 @@ struct shared_segment::state : breakable {
       for (int target = 0; target < size; ++target)
         if (posted_to[target]) {
           reply out;
-          MPI_Send(&sync, sizeof sync, MPI_BYTE, target, request_tag, comm);
-          MPI_Recv(&out, sizeof out, MPI_BYTE, target, reply_tag, comm, MPI_STATUS_IGNORE);
+          MPI_Send(&sync, sizeof sync, MPI_BYTE, target, tags + request_tag, comm);
+          MPI_Recv(&out, sizeof out, MPI_BYTE, target, tags + reply_tag, comm, MPI_STATUS_IGNORE);
         }
     }
     // Once every rank has voted, nobody sends requests any more: this rank's service can stop
@@ -711,14 +711,13 @@ struct shared_segment::state : breakable {
     if (remote && owned) {
       request stop;
       stop.kind = op_stop;
-      MPI_Send(&stop, sizeof stop, MPI_BYTE, rank, request_tag, comm);
+      MPI_Send(&stop, sizeof stop, MPI_BYTE, rank, tags + request_tag, comm);
       stopped.wait();
     }
     if (!everyone_frees) return;  // a rank abandoned it: the memory stays to the end
     if (!remote && window != MPI_WIN_NULL) MPI_Win_free(&window);
     if (mapped) ::munmap(mapped, mapped_bytes);
     mapped = nullptr;
-    if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
 
   /// This rank leaves the segment while an exception unwinds: the other ranks may never reach a
@@ -738,22 +737,22 @@ struct shared_segment::state : breakable {
   MPI_Request abandon_request = MPI_REQUEST_NULL;
 };
 
-shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* initial, handler answer)
+shared_segment::shared_segment(const communicator& owner, std::size_t bytes, const void* initial, handler answer)
     : state_(std::make_shared<state>()) {
-  enter_construction(user, "a lock, queue or other shared object");
+  enter_construction(owner.native(), "a lock, queue or other shared object");
   state& s = *state_;
-  register_breakable(user, state_);
-  MPIPROC_CHECK(MPI_Comm_dup(user, &s.comm));
-  MPIPROC_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
-  MPIPROC_CHECK(MPI_Comm_rank(s.comm, &s.rank));
-  MPIPROC_CHECK(MPI_Comm_size(s.comm, &s.size));
-  s.finalize_id = release_at_finalize([keep = state_] { keep->release(); });
+  s.channel = owner.state().new_object(tags_used, "lock, queue or other shared object");
+  s.comm = s.channel.comm;
+  s.tags = s.channel.first_tag;
+  s.rank = owner.rank();
+  s.size = owner.size();
+  s.enrolled = enroll(owner.native(), state_);
   const auto parts = static_cast<std::size_t>(s.size);
   s.sizes.resize(parts);
   const std::uint64_t mine = bytes;
   MPIPROC_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, s.sizes.data(), 1, MPI_UINT64_T, s.comm));
   s.answers_calls = static_cast<bool>(answer);
-  s.remote = use_messages(s.comm) || s.answers_calls;
+  s.remote = owner.state().shared_state_transport() == transport::messages || s.answers_calls;
   s.posted_to.assign(parts, 0);
   if (s.remote) {
     int level = MPI_THREAD_SINGLE;
@@ -765,7 +764,7 @@ shared_segment::shared_segment(MPI_Comm user, std::size_t bytes, const void* ini
     if (bytes > 0 || answer) {
       s.owned.reset(new std::byte[std::max<std::size_t>(bytes, 1)]());
       if (initial) std::memcpy(s.owned.get(), initial, bytes);
-      s.stopped = service::instance().add(s.comm, s.owned.get(), std::move(answer));
+      s.stopped = service::instance().add(s.comm, s.tags, s.owned.get(), std::move(answer));
     }
   } else {
     // Each rank's part: its header and bytes in whole cache lines, so that every part stays
@@ -815,7 +814,7 @@ shared_segment::~shared_segment() {
 void shared_segment::abandon() noexcept { state_->abandon(); }
 
 void shared_segment::release() noexcept {
-  forget_at_finalize(state_->finalize_id);
+  withdraw(state_->enrolled);
   state_->release();
 }
 
@@ -886,23 +885,23 @@ std::optional<std::string> shared_segment::call(int rank, const std::string& que
   state& s = *state_;
   const request r{op_call, 1, 0, question.size(), 0, 0};
   s.check_usable(rank, r);
-  MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, rank, request_tag, s.comm));
-  MPIPROC_CHECK(MPI_Send(question.data(), static_cast<int>(question.size()), MPI_BYTE, rank, write_payload_tag, s.comm));
+  MPIPROC_CHECK(MPI_Send(&r, sizeof r, MPI_BYTE, rank, s.tags + request_tag, s.comm));
+  MPIPROC_CHECK(MPI_Send(question.data(), static_cast<int>(question.size()), MPI_BYTE, rank, s.tags + write_payload_tag, s.comm));
   reply out;
   MPI_Request pending = MPI_REQUEST_NULL;
-  MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, rank, reply_tag, s.comm, &pending));
+  MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, rank, s.tags + reply_tag, s.comm, &pending));
   const bool in_time = complete_by(pending, until);
   if (!in_time) {  // the answer, kept or not, comes before the cancel's acknowledgement
     request cancel;
     cancel.kind = op_cancel;
-    MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, rank, request_tag, s.comm));
+    MPIPROC_CHECK(MPI_Send(&cancel, sizeof cancel, MPI_BYTE, rank, s.tags + request_tag, s.comm));
     complete_by(pending, std::nullopt);
   }
   std::string answer(out.value, '\0');
-  s.receive(answer.data(), answer.size(), rank, read_payload_tag);
+  s.receive(answer.data(), answer.size(), rank, s.tags + read_payload_tag);
   if (!in_time) {
     reply ack;
-    s.receive(&ack, sizeof ack, rank, reply_tag);
+    s.receive(&ack, sizeof ack, rank, s.tags + reply_tag);
   }
   s.posted_to[rank] = 0;
   if (out.ok == broken_answer) {

@@ -31,7 +31,7 @@ int size() { return world().size(); }
 /// first call, which every rank makes at the same point (at the top of a test).
 bool by_messages() {
   static const bool messages = [] {
-    const char* path = std::getenv("MPIPROC_COUNTER");
+    const char* path = std::getenv("MPIPROC_TRANSPORT");
     if (path && std::string(path) == "messages") return true;
     MPI_Comm node = MPI_COMM_NULL;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);

@@ -34,7 +34,7 @@ int size() { return world().size(); }
 
 /// Whether shared state goes by messages (a round trip per step: fewer items keep tests short).
 bool by_messages() {
-  const char* path = std::getenv("MPIPROC_COUNTER");
+  const char* path = std::getenv("MPIPROC_TRANSPORT");
   return path && std::string(path) == "messages";
 }
 

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -147,8 +148,19 @@ double dict_updates(const mpiproc::communicator& world, bool lib, long updates, 
   return slowest(comm, seconds, false);
 }
 
-/// Whether one-sided MPI works here: as the shared state decides (not over plain TCP).
-bool one_sided_works(MPI_Comm comm) { return !mpiproc::detail::use_messages(comm); }
+/// Whether one-sided MPI works here: on one node (not over plain TCP), unless mpiproc's shared
+/// state is sent by messages there too (MPIPROC_TRANSPORT=messages), so both sides use one path.
+bool one_sided_works(MPI_Comm comm) {
+  const char* transport = std::getenv("MPIPROC_TRANSPORT");
+  if (transport && std::string(transport) == "messages") return false;
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int node_size = 0, size = 0;
+  MPI_Comm_size(node, &node_size);
+  MPI_Comm_size(comm, &size);
+  MPI_Comm_free(&node);
+  return node_size == size;
+}
 
 }  // namespace
 

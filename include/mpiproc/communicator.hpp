@@ -9,11 +9,7 @@
 namespace mpiproc {
 
 namespace detail {
-struct communicator_state;
-class call_monitor;
-class chunk_counter;
-class chunk_source;
-class pipe_channel;
+class communicator_state;
 }  // namespace detail
 
 /// The ranks an mpiproc operation runs on. Wraps a private duplicate of the caller's
@@ -34,23 +30,11 @@ class communicator {
   /// Collective: waits until every rank has called it.
   void barrier() const;
 
- private:
-  friend class detail::call_monitor;
-  friend class detail::chunk_source;
-  friend class detail::pipe_channel;
-  /// Collective: a communicator for channels (a second private duplicate, made on first use) and a
-  /// number for a new channel on it, the same on every rank.
-  std::pair<MPI_Comm, std::uint64_t> new_channel() const;
-  /// The shared counter behind the dynamic and guided schedules, created on first use (collective).
-  detail::chunk_counter& chunk_counter() const;
-  bool has_chunk_counter() const noexcept;
-  /// Collective, at the start of every map call (see chunk_source::prepare): counts the call and,
-  /// on the first over several ranks, makes the communicator for the messages of calls with
-  /// progress or a time limit (a private duplicate, so that they never meet the user's).
-  void begin_map_call() const;
-  /// That communicator and the number of the map call running, the same on every rank.
-  std::pair<MPI_Comm, std::uint64_t> map_call_channel() const;
+  /// mpiproc's own state for these ranks (its duplicates, the schedule counter, the tags of its
+  /// objects), for mpiproc's parts; opaque to users.
+  detail::communicator_state& state() const noexcept { return *state_; }
 
+ private:
   std::shared_ptr<detail::communicator_state> state_;
 };
 

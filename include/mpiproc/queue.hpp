@@ -95,7 +95,7 @@ class queue {
 
  protected:
   queue(const communicator& comm, const queue_options& options, bool joinable)
-      : core_(detail::make_queue_core(comm.native(), slots(options),
+      : core_(detail::make_queue_core(comm, slots(options),
                                       detail::travels_raw<T> ? sizeof(T) : options.slot_bytes, options.capacity,
                                       joinable)) {}
 

@@ -41,7 +41,7 @@ class raw_array {
       : size_(agreed_size(comm, size)), block_(block_of(comm, size_, where)) {
     const std::size_t first = std::min(size_, block_ * static_cast<std::size_t>(comm.rank()));
     const std::size_t mine = std::min(block_, size_ - first);
-    data_ = std::make_unique<detail::shared_segment>(comm.native(), mine * sizeof(T));
+    data_ = std::make_unique<detail::shared_segment>(comm, mine * sizeof(T));
   }
 
   /// Collective over `comm`: a copy of rank 0's `values` (the other ranks' are ignored).

@@ -20,7 +20,7 @@ class raw_value {
  public:
   /// Collective over `comm`: starts as rank 0's `initial`.
   explicit raw_value(const communicator& comm, const T& initial = T{})
-      : data_(std::make_unique<detail::shared_segment>(comm.native(), comm.rank() == 0 ? sizeof(T) : 0, &initial)) {}
+      : data_(std::make_unique<detail::shared_segment>(comm, comm.rank() == 0 ? sizeof(T) : 0, &initial)) {}
 
   T load() {
     if constexpr (detail::atomic_sized<T>) {

@@ -34,7 +34,7 @@ class shared_dict {
   class iterator;
 
   /// Collective over `comm`: an empty dict.
-  explicit shared_dict(const communicator& comm) : store_(comm.native()) {}
+  explicit shared_dict(const communicator& comm) : store_(comm) {}
 
   /// The value for `key`, if there is one.
   std::optional<V> get(const K& key) {

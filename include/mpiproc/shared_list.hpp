@@ -37,7 +37,7 @@ class shared_list {
 
   /// Collective over `comm`: the list starts as rank 0's `initial`.
   explicit shared_list(const communicator& comm, const std::vector<T>& initial = {})
-      : store_(comm.native(), comm.rank() == 0 ? encode(initial) : std::vector<std::string>(), order()) {}
+      : store_(comm, comm.rank() == 0 ? encode(initial) : std::vector<std::string>(), order()) {}
 
   void append(const T& item) { store_.append(detail::to_bytes(item)); }
   void extend(const std::vector<T>& items) { store_.extend(encode(items)); }

@@ -25,7 +25,7 @@ class dict_store {
   };
 
   /// Collective over `comm`.
-  explicit dict_store(MPI_Comm comm);
+  explicit dict_store(const communicator& comm);
 
   found get(const std::string& key);
   void set(const std::string& key, const std::string& value);

@@ -41,7 +41,7 @@ struct slice_bounds {
 class list_store {
  public:
   /// Collective over `comm`; rank 0's `initial` items are the list's, compared with `order`.
-  list_store(MPI_Comm comm, const std::vector<std::string>& initial, item_order order = {});
+  list_store(const communicator& comm, const std::vector<std::string>& initial, item_order order = {});
 
   void append(const std::string& item);
   void extend(const std::vector<std::string>& items);

@@ -1,8 +1,7 @@
 #pragma once
 
+#include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/clock.hpp>
-
-#include <mpi.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -44,7 +43,7 @@ class queue_core {
 /// MPIPROC_COUNTER=messages), a list of items in rank 0's memory (queue_mailbox), one round trip to
 /// its service thread per put or get. At most `capacity` items (0: no limit but the ring's).
 /// `joinable`: counts the items put and not yet task_done (for join).
-std::unique_ptr<queue_core> make_queue_core(MPI_Comm comm, std::size_t slots, std::size_t payload,
+std::unique_ptr<queue_core> make_queue_core(const communicator& comm, std::size_t slots, std::size_t payload,
                                             std::uint64_t capacity, bool joinable = false);
 
 }  // namespace mpiproc::detail

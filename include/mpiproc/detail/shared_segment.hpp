@@ -1,7 +1,8 @@
 #pragma once
 
-#include <mpiproc/detail/breakable.hpp>
+#include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/clock.hpp>
+#include <mpiproc/detail/peer_failed.hpp>
 #include <mpiproc/error.hpp>
 
 #include <mpi.h>
@@ -16,15 +17,6 @@
 
 namespace mpiproc::detail {
 
-/// Collective: MPIPROC_COUNTER ("" when unset), checked to be shared, messages or rma and the same
-/// on every rank (usage_error on every rank otherwise).
-std::string shared_state_path(MPI_Comm comm);
-
-/// Collective: whether shared state on `comm` goes by messages (ranks on several nodes, or
-/// MPIPROC_COUNTER=messages) rather than through shared memory. Throws usage_error for a bad
-/// MPIPROC_COUNTER.
-bool use_messages(MPI_Comm comm);
-
 /// What a wait waits for: (word & mask) == value, != value, or >= value (unsigned).
 enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 
@@ -32,7 +24,8 @@ enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 /// some bytes (often only rank 0 does), addressed as (rank, byte offset). The rank-wide locks,
 /// semaphores, counters, values and arrays are built on it.
 ///
-/// Two ways to hold it, chosen when it is created (the same on every rank):
+/// Two ways to hold it, chosen once per communicator (the same on every rank; see
+/// communicator_state::shared_state_transport):
 /// - shared: all ranks on one node; memory that every rank maps and changes with CPU atomics. A
 ///   rank that waits spins briefly, then sleeps on a futex in that memory that every change wakes,
 ///   so waiting ranks give their core to the rank they wait for (4 ranks on 2 cores). The memory is
@@ -44,7 +37,10 @@ enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 ///   MPI's defaults; one thread per process serves the requests for every segment it holds memory
 ///   for, so requests are served while the rank computes, and keeps waits until they hold. Needs
 ///   MPI_THREAD_MULTIPLE.
-/// MPIPROC_COUNTER=messages forces messages on one node too (for tests and benchmarks).
+/// MPIPROC_TRANSPORT=messages forces messages on one node too (for tests and benchmarks).
+///
+/// Its messages travel on the duplicate that all objects of the communicator share, on tags of
+/// its own, so making one costs no MPI_Comm_dup.
 ///
 /// Atomic operations take a width of 1, 2, 4 or 8 bytes at an offset aligned to it; waits and
 /// take() use 8-byte words. A segment is for one thread of each rank at a time.
@@ -56,9 +52,9 @@ class shared_segment {
   /// throws reaches the caller as an error (key_error and index_error as themselves).
   using handler = std::function<std::optional<std::string>(int source, const std::string& request)>;
 
-  /// Collective over `comm` (which it duplicates): this rank contributes `bytes` bytes, a copy of
-  /// `initial` or zeroed. With a handler (on every rank) it takes the messages path.
-  shared_segment(MPI_Comm comm, std::size_t bytes, const void* initial = nullptr, handler answer = {});
+  /// Collective over `comm`: this rank contributes `bytes` bytes, a copy of `initial` or zeroed.
+  /// With a handler (on every rank) it takes the messages path.
+  shared_segment(const communicator& comm, std::size_t bytes, const void* initial = nullptr, handler answer = {});
   /// Collective (see release()); while an exception unwinds, abandon() instead.
   ~shared_segment();
   shared_segment(const shared_segment&) = delete;

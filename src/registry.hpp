@@ -1,0 +1,46 @@
+#pragma once
+
+// Everything of mpiproc's that holds MPI resources, in one process-wide list keyed by the
+// communicator it was made on: the list frees what is left at MPI_Finalize and breaks what ranks
+// wait on when a rank fails.
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+
+namespace mpiproc::detail {
+
+/// An object that holds MPI resources (a communicator's duplicates, a segment, a pipe).
+class registered {
+ public:
+  virtual ~registered() = default;
+  /// Frees its MPI resources (collective, as the objects are made): run at the start of
+  /// MPI_Finalize for whatever is still registered then, newest first, so that objects that
+  /// outlive the environment (or were dropped while an exception unwound) are freed while MPI
+  /// still works. Objects are made collectively, so every rank frees them in the same order.
+  virtual void release() noexcept = 0;
+  /// Makes waits on it that would block, on every rank, now or later, throw
+  /// peer_failed(failed_rank). Nothing by default (nobody waits on it).
+  virtual void poison(int /*failed_rank*/) noexcept {}
+};
+
+/// Keeps `thing` (alive) until withdraw(id) or MPI_Finalize; `comm` is the communicator it was made
+/// on, for break_shared_state. Returns the id for withdraw.
+std::uint64_t enroll(MPI_Comm comm, std::shared_ptr<registered> thing);
+
+/// Drops what enroll kept (the object freed itself).
+void withdraw(std::uint64_t id) noexcept;
+
+/// Poisons everything made on `comm`. Called (by run_collectively) on a rank whose part of a
+/// collective call failed, so that ranks waiting for it on a lock, event, barrier, queue, pipe...
+/// do not wait forever but reach the failure agreement. Never throws.
+void break_shared_state(MPI_Comm comm, int failed_rank) noexcept;
+
+/// Whether MPI_Finalize has begun (or finished): MPI objects may no longer be used.
+bool mpi_finalizing() noexcept;
+/// The same in one atomic load, for hot paths: exact once anything is enrolled (a communicator
+/// is), as MPI_Finalize then tells the registry first.
+bool finalize_begun() noexcept;
+
+}  // namespace mpiproc::detail
