@@ -67,9 +67,9 @@ void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}, cons
 
 /// Collective: the chunk form of for_each; fn receives the sub-ranges of `r` this rank owns.
 template <index_type T, std::invocable<range<T>> Fn>
-void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const call_options& opts = {}) {
-  const detail::collective_call entered(comm, "for_each_chunk");
-  auto sig = detail::signature_of("for_each_chunk", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
+void for_each_chunks(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const call_options& opts = {}) {
+  const detail::collective_call entered(comm, "for_each_chunks");
+  auto sig = detail::signature_of("for_each_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
   sig.whole_chunks = true;
   detail::for_each_over(comm, sig, detail::subranges_of<T, Fn>{r, fn}, s, opts);
 }
