@@ -201,9 +201,9 @@ TEST(Checkpoint, ForEachVisitsEveryItemOnceOverBothRuns) {
         for (const auto i : sub) completed.push_back(i);
       };
     };
-    EXPECT_THROW(mpiproc::for_each_chunk(world(), range<std::int64_t>{0, n}, visit(true), s, cp),
+    EXPECT_THROW(mpiproc::for_each_chunks(world(), range<std::int64_t>{0, n}, visit(true), s, cp),
                  mpiproc::remote_error);
-    mpiproc::for_each_chunk(world(), range<std::int64_t>{0, n}, visit(false), s, cp);
+    mpiproc::for_each_chunks(world(), range<std::int64_t>{0, n}, visit(false), s, cp);
     std::vector<std::int64_t> all = test::all_gather(completed);
     std::sort(all.begin(), all.end());
     std::vector<std::int64_t> expected(static_cast<std::size_t>(n));

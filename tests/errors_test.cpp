@@ -47,7 +47,7 @@ TEST(Errors, ExceptionOnOneRankOnly) {
   // Whichever rank gets the chunk holding item 500 throws; under dynamic schedules that can be any.
   for (const auto& s : all_schedules()) {
     try {
-      mpiproc::for_each_chunk(world(), range<int>{0, 1000}, [&](range<int> chunk) {
+      mpiproc::for_each_chunks(world(), range<int>{0, 1000}, [&](range<int> chunk) {
         if (chunk.first() <= 500 && 500 < chunk.last()) throw std::logic_error("chunk with 500");
       }, s);
       ADD_FAILURE() << "no exception with " << s.name();

@@ -64,7 +64,7 @@ TEST(ForEach, ChunkFormCoversEveryItemExactlyOnce) {
   for (const auto& r : test_ranges())
     for (const auto& s : all_schedules()) {
       std::vector<std::int64_t> mine;
-      mpiproc::for_each_chunk(world(), r, [&](range<std::int64_t> chunk) {
+      mpiproc::for_each_chunks(world(), r, [&](range<std::int64_t> chunk) {
         EXPECT_FALSE(chunk.empty());
         for (auto i : chunk) mine.push_back(i);
       }, s);

@@ -208,9 +208,9 @@ TEST(Progress, TheCallbackCountsEveryRanksItemsUpToTheTotal) {
     {
       reports seen;
       std::int64_t visited = 0;
-      mpiproc::for_each_chunk(world(), r, [&](range<std::int64_t> sub) { visited += sub.size(); }, s, seen.watch());
+      mpiproc::for_each_chunks(world(), r, [&](range<std::int64_t> sub) { visited += sub.size(); }, s, seen.watch());
       EXPECT_EQ(sum_over_ranks(visited), n) << what;
-      seen.expect_complete(n, "for_each_chunk " + what);
+      seen.expect_complete(n, "for_each_chunks " + what);
     }
     {
       reports seen;
@@ -357,7 +357,7 @@ TEST(Progress, ChunkFormsGetTheScheduledChunksWhole) {
     EXPECT_EQ(sum, n * (n - 1) / 2) << describe(s);
     seen.expect_complete(n, "map_reduce_chunks " + describe(s));
     std::vector<std::int64_t> visited;
-    mpiproc::for_each_chunk(world(), range<std::int64_t>{0, n}, [&](range<std::int64_t> sub) { visited.push_back(sub.size()); },
+    mpiproc::for_each_chunks(world(), range<std::int64_t>{0, n}, [&](range<std::int64_t> sub) { visited.push_back(sub.size()); },
                             s, {progress::off(), chunk_time_limit{30s}});
     // One rank runs a dynamic schedule as block: its one chunk is the whole range.
     const std::int64_t chunk = world().size() == 1 && s.type() == schedule::kind::dynamic ? n : 100;
@@ -392,7 +392,7 @@ TEST(ChunkTimeLimit, ALimitNotReachedChangesNothing) {
     EXPECT_EQ(mpiproc::map_reduce(world(), range<std::int64_t>{0, 5'000}, square, std::plus<>{}, s, chunk_time_limit{30s}),
               sum_of_squares(0, 5'000)) << describe(s);
     std::int64_t visited = 0;
-    mpiproc::for_each_chunk(world(), range<std::int64_t>{0, 5'000}, [&](range<std::int64_t> sub) { visited += sub.size(); },
+    mpiproc::for_each_chunks(world(), range<std::int64_t>{0, 5'000}, [&](range<std::int64_t> sub) { visited += sub.size(); },
                             s, {progress::off(), chunk_time_limit{30s}});
     EXPECT_EQ(sum_over_ranks(visited), 5'000) << describe(s);
   }

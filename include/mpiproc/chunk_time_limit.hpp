@@ -25,7 +25,7 @@ namespace mpiproc {
 ///
 /// Element forms (map_reduce, map, for_each) run each rank's chunks in slices of about 25 ms, so
 /// the limit applies to one element call, or to the few in a slice; chunk forms (map_reduce_chunks,
-/// for_each_chunk) get the scheduled chunks whole, so the limit applies to one call of the chunk
+/// for_each_chunks) get the scheduled chunks whole, so the limit applies to one call of the chunk
 /// function: choose the chunk size (a dynamic schedule's) with the limit in mind.
 ///
 /// The watchdog calls MPI: a limit needs MPI_THREAD_MULTIPLE (an mpiproc::environment asks for it;

@@ -2,11 +2,10 @@
 
 #include <mpiproc/call_options.hpp>
 #include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
-#include <mpiproc/detail/schedule_loop.hpp>
+#include <mpiproc/detail/fold_chunks.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/range.hpp>
 #include <mpiproc/schedule.hpp>
@@ -21,25 +20,36 @@ namespace mpiproc {
 
 namespace detail {
 
-/// Collective: do(chunk) for the chunks `s` gives this rank, or with a checkpoint for the pieces of
-/// the positions no earlier run completed; with progress or a time limit, in slices. The caller
-/// holds the call's collective_call.
-template <class Do>
-void for_each_positions(const communicator& comm, const call_signature& asked, std::int64_t n, const schedule& s,
-                        const call_options& opts, const std::string& range, Do&& work) {
-  const call_signature sig = with_options(asked, opts);
-  const checkpoint& cp = opts.checkpoint;
-  if (!cp) {
-    run_chunks(comm, sig, opts, n, s, work);
-    return;
-  }
-  call_signature checked = sig;
-  checked.checkpointed = true;
-  const for_each_kind kind;
-  const checkpoint_start start =
-      begin_checkpoint(comm, checked, cp, {"for_each", range, schedule_text(s), "none", {}}, kind);
-  checkpointed_run(comm, checked, start, n, s, opts, work, [](std::string&) {});
-  finish_checkpoint(comm, checked, start, [&] { return checkpoint_record{all_positions(n), {}}; });
+/// What a for_each keeps of its results (a Part of fold_chunks): nothing but which positions
+/// are done, which checkpointed_run records.
+template <class Form>
+class for_each_part {
+ public:
+  struct result_type {};
+  static constexpr const char* saved_as = "for_each";
+
+  explicit for_each_part(const Form& form) : form_(form) {}
+
+  const Form& form() const { return form_; }
+  std::string type_name() const { return "none"; }
+  for_each_kind checkpoint_kind() const { return {}; }
+  void fold(const chunk& c) { form_(c, [](auto&&...) {}); }
+  void piece(const chunk& c) { fold(c); }
+  void encode(std::string&) const {}
+  void resume(const checkpoint_record&) const {}
+  result_type combine(const communicator&, int) const { return {}; }
+  std::string payload(const result_type&) const { return {}; }
+
+ private:
+  const Form& form_;
+};
+
+/// Collective: fn for each x of `form` (see fold_chunks); the caller holds the call's collective_call.
+template <class Form>
+void for_each_over(const communicator& comm, const call_signature& sig, const Form& form, const schedule& s,
+                   const call_options& opts) {
+  for_each_part<Form> part(form);
+  fold_chunks(comm, sig, s, opts, part);
 }
 
 }  // namespace detail
@@ -52,20 +62,16 @@ template <index_type T, std::invocable<T> Fn>
 void for_each(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const call_options& opts = {}) {
   const detail::collective_call entered(comm, "for_each");
   const auto sig = detail::signature_of("for_each", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
-  detail::for_each_positions(comm, sig, r.size(), s, opts, detail::range_text(r), [&](const detail::chunk& c) {
-    detail::for_each_item(r, c, [&](T i) { std::invoke(fn, i); });
-  });
+  detail::for_each_over(comm, sig, detail::items_of<T, Fn>{r, fn}, s, opts);
 }
 
 /// Collective: the chunk form of for_each; fn receives the sub-ranges of `r` this rank owns.
 template <index_type T, std::invocable<range<T>> Fn>
-void for_each_chunk(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const call_options& opts = {}) {
-  const detail::collective_call entered(comm, "for_each_chunk");
-  auto sig = detail::signature_of("for_each_chunk", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
+void for_each_chunks(const communicator& comm, range<T> r, Fn fn, schedule s = {}, const call_options& opts = {}) {
+  const detail::collective_call entered(comm, "for_each_chunks");
+  auto sig = detail::signature_of("for_each_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
   sig.whole_chunks = true;
-  detail::for_each_positions(comm, sig, r.size(), s, opts, detail::range_text(r), [&](const detail::chunk& c) {
-    detail::for_each_subrange(r, c, [&](const range<T>& sub) { std::invoke(fn, sub); });
-  });
+  detail::for_each_over(comm, sig, detail::subranges_of<T, Fn>{r, fn}, s, opts);
 }
 
 /// Collective: calls fn(item) for each item of `items` as given on rank 0 (broadcast first; the

@@ -2,10 +2,9 @@
 
 #include <mpiproc/call_options.hpp>
 #include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/failure.hpp>
-#include <mpiproc/detail/schedule_loop.hpp>
+#include <mpiproc/detail/fold_chunks.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/map_reduce.hpp>
 #include <mpiproc/range.hpp>
@@ -50,58 +49,56 @@ std::vector<R> gather_in_order(const communicator& comm, std::int64_t n, std::ve
   return ordered;
 }
 
-/// Collective: at(i) for every position i in [0, n), computed where `s` says, returned in position
-/// order on `root` (or every rank for all_ranks); other ranks get an empty vector. With a
-/// checkpoint (`range` names the range in its file), only the positions no earlier run completed
-/// are computed, and rank 0 adds the saved results; with progress or a time limit, in slices. The
-/// caller holds the call's collective_call.
-template <class At>
-auto map_positions(const communicator& comm, const call_signature& asked, std::int64_t n, At& at, const schedule& s,
-                   int root, const call_options& opts = {}, const std::string& range = {}) {
-  const call_signature sig = with_options(asked, opts);
-  const checkpoint& cp = opts.checkpoint;
-  using R = std::decay_t<std::invoke_result_t<At&, std::int64_t>>;
-  std::vector<std::int64_t> chunks;  // (offset, count, stride) in the order this rank computed them
-  std::vector<R> results;
-  auto compute = [&](const chunk& c) {
-    chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
-    for (std::int64_t k = 0; k < c.count; ++k) results.push_back(std::invoke(at, c.offset + k * c.stride));
-  };
-  if (!cp) {
-    run_chunks(comm, sig, opts, n, s, compute);
-    return gather_in_order(comm, n, std::move(chunks), std::move(results), root);
+/// What a map keeps of its results (a Part of fold_chunks): form's fn(x) for each position this
+/// rank folded, with the chunks they came from, gathered into position order at the end.
+template <class R, class Form>
+class map_part {
+ public:
+  using result_type = std::vector<R>;
+  static constexpr const char* saved_as = "map";
+
+  explicit map_part(const Form& form) : form_(form) {}
+
+  const Form& form() const { return form_; }
+  std::string type_name() const { return type_text<R>(); }
+  map_kind<R> checkpoint_kind() const { return {}; }
+  void fold(const chunk& c) {
+    chunks_.insert(chunks_.end(), {c.offset, c.count, c.stride});
+    form_(c, [&](auto&& value) { results_.push_back(std::forward<decltype(value)>(value)); });
+  }
+  void piece(const chunk& c) {
+    fold(c);
+    completed_ = results_.size();
+  }
+  void encode(std::string& out) {
+    for (; encoded_ < completed_; ++encoded_) map_kind<R>::append(out, results_[encoded_]);
+  }
+  void resume(const checkpoint_record& saved) {
+    for (const chunk& c : saved.runs) chunks_.insert(chunks_.end(), {c.offset, c.count, c.stride});
+    results_ = map_kind<R>::results(saved);
+    completed_ = encoded_ = results_.size();  // the saved results are in the main file already
+  }
+  std::vector<R> combine(const communicator& comm, int root) {
+    return gather_in_order(comm, form_.size(), std::move(chunks_), std::move(results_), root);
+  }
+  std::string payload(const std::vector<R>& results) const {
+    std::string out;
+    for (const auto& result : results) map_kind<R>::append(out, result);
+    return out;
   }
 
-  call_signature checked = sig;
-  checked.checkpointed = true;
-  const map_kind<R> kind;
-  const checkpoint_start start =
-      begin_checkpoint(comm, checked, cp, {"map", range, schedule_text(s), type_text<R>(), {}}, kind);
-  if (comm.rank() == 0) {
-    for (const chunk& c : start.merged.runs) chunks.insert(chunks.end(), {c.offset, c.count, c.stride});
-    results = map_kind<R>::results(start.merged);
-  }
-  const std::size_t saved = results.size();
-  std::size_t completed = saved, encoded = saved;  // results that are whole pieces; in the payload
-  checkpointed_run(
-      comm, checked, start, n, s, opts,
-      [&](const chunk& c) {
-        compute(c);
-        completed = results.size();
-      },
-      [&](std::string& out) {
-        for (; encoded < completed; ++encoded) map_kind<R>::append(out, results[encoded]);
-      });
-  // Rank 0 writes the whole answer, so it gets the results even where only another root would.
-  std::vector<R> ordered =
-      gather_in_order(comm, n, std::move(chunks), std::move(results), root == 0 ? 0 : all_ranks);
-  finish_checkpoint(comm, checked, start, [&] {
-    checkpoint_record whole{all_positions(n), {}};
-    for (const auto& result : ordered) map_kind<R>::append(whole.payload, result);
-    return whole;
-  });
-  if (root != all_ranks && comm.rank() != root) return std::vector<R>{};
-  return ordered;
+ private:
+  const Form& form_;
+  std::vector<std::int64_t> chunks_;  // (offset, count, stride) in the order this rank folded them
+  std::vector<R> results_;
+  std::size_t completed_ = 0, encoded_ = 0;  // results that are whole pieces; in the payload
+};
+
+template <class R, class Form>
+std::vector<R> map_over(const communicator& comm, const call_signature& sig, const Form& form, const schedule& s,
+                        const call_options& opts) {
+  map_part<R, Form> part(form);
+  return fold_chunks(comm, sig, s, opts, part);
 }
 
 template <class T, class Fn>
@@ -110,8 +107,7 @@ auto map_range(const communicator& comm, const char* call, const range<T>& r, Fn
   using R = std::decay_t<std::invoke_result_t<Fn&, T>>;
   const collective_call entered(comm, call);
   const auto sig = signature_of<void, R>(call, r.size(), static_cast<std::uint64_t>(r.first()), s, root);
-  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, r.at_offset(i)); };
-  return map_positions(comm, sig, r.size(), at, s, root, opts, range_text(r));
+  return map_over<R>(comm, sig, items_of<T, Fn>{r, fn}, s, opts);
 }
 
 template <class Item, class Fn>
@@ -122,9 +118,7 @@ auto map_items(const communicator& comm, const char* call, std::vector<Item>& it
   agree_before_broadcast<Item>(comm.native(), call, s, root, source);
   broadcast(comm.native(), items, source);
   const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
-  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
-  return map_positions(comm, sig, static_cast<std::int64_t>(items.size()), at, s, root, opts,
-                       items_text(static_cast<std::int64_t>(items.size())));
+  return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
 }
 
 }  // namespace detail

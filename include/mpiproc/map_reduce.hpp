@@ -2,12 +2,11 @@
 
 #include <mpiproc/call_options.hpp>
 #include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/fold_chunks.hpp>
 #include <mpiproc/detail/reduce_partials.hpp>
-#include <mpiproc/detail/schedule_loop.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/error.hpp>
 #include <mpiproc/range.hpp>
@@ -32,43 +31,42 @@ inline void check_root(const communicator& comm, int root) {
                       std::to_string(comm.size()) + ")");
 }
 
-/// The heart of every reduction: each rank folds the chunks it owns into one partial result with
-/// `fold(chunk, partial)`, the ranks agree on failures and on the call, then the partials are
-/// combined. With a checkpoint (`range` names the range in its file), only the positions no
-/// earlier run completed are folded, and rank 0 adds the saved partial result; with progress or
-/// a time limit, the chunks are folded in slices. The caller holds the call's collective_call.
-template <class R, class Op, class Fold>
-std::optional<R> fold_and_reduce(const communicator& comm, const call_signature& asked, std::int64_t n,
-                                 const schedule& s, const Op& op, Fold&& fold, int root,
-                                 const call_options& opts = {}, const std::string& range = {}) {
-  const call_signature sig = with_options(asked, opts);
-  const checkpoint& cp = opts.checkpoint;
-  R partial = identity_of<R>(op);
-  if (!cp) {
-    run_chunks(comm, sig, opts, n, s, [&](const chunk& c) { fold(c, partial); });
-    return reduce_partials(comm, std::move(partial), op, root);
+/// What a reduction keeps of its results (a Part of fold_chunks): this rank's partial result,
+/// op-folded over form's fn(x) for the positions it folded, then combined over the ranks.
+template <class R, class Op, class Form>
+class reduction_part {
+ public:
+  using result_type = std::optional<R>;
+  static constexpr const char* saved_as = "reduction";
+
+  reduction_part(const Op& op, const Form& form) : op_(op), form_(form), partial_(identity_of<R>(op)) {}
+
+  const Form& form() const { return form_; }
+  std::string type_name() const { return type_text<R>(); }
+  reduction_kind<R, Op> checkpoint_kind() const { return {op_}; }
+  void fold(const chunk& c) { partial_ = folded(std::move(partial_), c); }
+  // Each piece folds on its own, so that the partial result always covers exactly the pieces.
+  void piece(const chunk& c) { partial_ = op_(std::move(partial_), folded(identity_of<R>(op_), c)); }
+  void encode(std::string& out) const { out = to_bytes(partial_); }
+  void resume(const checkpoint_record& saved) { saved_ = &saved; }
+  std::optional<R> combine(const communicator& comm, int root) {
+    if (saved_) partial_ = op_(checkpoint_kind().saved(*saved_), std::move(partial_));
+    return reduce_partials(comm, std::move(partial_), op_, root);
   }
-  call_signature checked = sig;
-  checked.checkpointed = true;
-  const reduction_kind<R, Op> kind{op};
-  const checkpoint_start start =
-      begin_checkpoint(comm, checked, cp, {"reduction", range, schedule_text(s), type_text<R>(), {}}, kind);
-  checkpointed_run(
-      comm, checked, start, n, s, opts,
-      [&](const chunk& c) {
-        // Each piece folds on its own, so that `partial` always covers exactly the recorded pieces.
-        R piece = identity_of<R>(op);
-        fold(c, piece);
-        partial = op(std::move(partial), std::move(piece));
-      },
-      [&](std::string& out) { out = to_bytes(partial); });
-  if (comm.rank() == 0) partial = op(kind.saved(start.merged), std::move(partial));
-  // Rank 0 writes the whole answer, so it gets the result even where only another root would.
-  std::optional<R> result = reduce_partials(comm, std::move(partial), op, root == 0 ? 0 : all_ranks);
-  finish_checkpoint(comm, checked, start, [&] { return checkpoint_record{all_positions(n), to_bytes(*result)}; });
-  if (root != all_ranks && comm.rank() != root) return std::nullopt;
-  return result;
-}
+  std::string payload(const std::optional<R>& result) const { return to_bytes(*result); }
+
+ private:
+  R folded(R acc, const chunk& c) const {
+    // A local accumulator keeps the hot loop in registers, as in hand-written code.
+    form_(c, [&](auto&& value) { acc = op_(std::move(acc), std::forward<decltype(value)>(value)); });
+    return acc;
+  }
+
+  const Op& op_;
+  const Form& form_;
+  R partial_;
+  const checkpoint_record* saved_ = nullptr;  // rank 0 of a checkpointed call: earlier runs' result
+};
 
 template <class T, class Fn, class Op>
 using element_result_t = typename reduction_result<Op, std::invoke_result_t<Fn&, T>>::type;
@@ -76,20 +74,13 @@ using element_result_t = typename reduction_result<Op, std::invoke_result_t<Fn&,
 template <class T, class Fn, class Op>
 using chunk_result_t = typename reduction_result<Op, std::invoke_result_t<Fn&, range<T>>>::type;
 
-template <class T, class Fn, class Op>
-std::optional<element_result_t<T, Fn, Op>> map_reduce_elements(const communicator& comm, const call_signature& sig,
-                                                               const range<T>& r, Fn& fn, const Op& op,
-                                                               const schedule& s, int root,
-                                                               const call_options& opts, const std::string& range) {
-  using R = element_result_t<T, Fn, Op>;
-  return fold_and_reduce<R>(comm, sig, r.size(), s, op,
-                            [&](const chunk& c, R& partial) {
-                              // A local accumulator keeps the hot loop in registers, as in hand-written code.
-                              R acc = std::move(partial);
-                              for_each_item(r, c, [&](T i) { acc = op(std::move(acc), std::invoke(fn, i)); });
-                              partial = std::move(acc);
-                            },
-                            root, opts, range);
+/// Collective: the reduction of `form` (see fold_chunks) with `op`; the caller holds the call's
+/// collective_call.
+template <class R, class Op, class Form>
+std::optional<R> reduce_over(const communicator& comm, const call_signature& sig, const Form& form, const Op& op,
+                             const schedule& s, const call_options& opts) {
+  reduction_part<R, Op, Form> part(op, form);
+  return fold_chunks(comm, sig, s, opts, part);
 }
 
 }  // namespace detail
@@ -110,7 +101,8 @@ detail::element_result_t<T, Fn, Op> map_reduce(const communicator& comm, range<T
   const detail::collective_call entered(comm, "map_reduce");
   const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
       "map_reduce", r.size(), static_cast<std::uint64_t>(r.first()), s, detail::all_ranks);
-  return *detail::map_reduce_elements(comm, sig, r, fn, op, s, detail::all_ranks, opts, detail::range_text(r));
+  return *detail::reduce_over<detail::element_result_t<T, Fn, Op>>(comm, sig, detail::items_of<T, Fn>{r, fn}, op, s,
+                                                                    opts);
 }
 
 /// Collective: as map_reduce, but the result only on `root` (std::nullopt on the other ranks),
@@ -124,7 +116,8 @@ std::optional<detail::element_result_t<T, Fn, Op>> map_reduce_root(const communi
   const detail::collective_call entered(comm, "map_reduce_root");
   const auto sig = detail::signature_of<Op, detail::element_result_t<T, Fn, Op>>(
       "map_reduce_root", r.size(), static_cast<std::uint64_t>(r.first()), s, root);
-  return detail::map_reduce_elements(comm, sig, r, fn, op, s, root, opts, detail::range_text(r));
+  return detail::reduce_over<detail::element_result_t<T, Fn, Op>>(comm, sig, detail::items_of<T, Fn>{r, fn}, op, s,
+                                                                   opts);
 }
 
 /// Collective: the chunk form of map_reduce. fn receives whole sub-ranges of `r` (the chunks `s`
@@ -139,13 +132,7 @@ detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, ra
   auto sig = detail::signature_of<Op, R>("map_reduce_chunks", r.size(), static_cast<std::uint64_t>(r.first()), s,
                                          detail::all_ranks);
   sig.whole_chunks = true;
-  return *detail::fold_and_reduce<R>(comm, sig, r.size(), s, op,
-                                     [&](const detail::chunk& c, R& partial) {
-                                       detail::for_each_subrange(r, c, [&](const range<T>& sub) {
-                                         partial = op(std::move(partial), std::invoke(fn, sub));
-                                       });
-                                     },
-                                     detail::all_ranks, opts, detail::range_text(r));
+  return *detail::reduce_over<R>(comm, sig, detail::subranges_of<T, Fn>{r, fn}, op, s, opts);
 }
 
 /// Collective: op-reduces fn(item) over the items of `items` as given on rank 0 (the other ranks'
@@ -159,11 +146,9 @@ detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& com
   const detail::collective_call entered(comm, "map_reduce");
   detail::agree_before_broadcast<Item>(comm.native(), "map_reduce", s, detail::all_ranks, 0);
   detail::broadcast(comm.native(), items, 0);
-  auto at = [&](std::int64_t i) -> decltype(auto) { return std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); };
-  const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
-  const auto sig = detail::signature_of<Op, R>("map_reduce", positions.size(), 0, s, detail::all_ranks);
-  return *detail::map_reduce_elements(comm, sig, positions, at, op, s, detail::all_ranks, opts,
-                                      detail::items_text(positions.size()));
+  const auto sig =
+      detail::signature_of<Op, R>("map_reduce", static_cast<std::int64_t>(items.size()), 0, s, detail::all_ranks);
+  return *detail::reduce_over<R>(comm, sig, detail::listed_items<Item, Fn>{items, fn}, op, s, opts);
 }
 
 }  // namespace mpiproc

@@ -27,7 +27,7 @@ namespace mpiproc {
 ///
 /// So that the display advances, every rank works through its chunks in slices of about 25 ms
 /// (a block schedule's one chunk per rank too): the element functions run in the same tight loop
-/// over each slice. The chunk forms (map_reduce_chunks, for_each_chunk) still get the scheduled
+/// over each slice. The chunk forms (map_reduce_chunks, for_each_chunks) still get the scheduled
 /// chunks whole, so their progress advances chunk by chunk: give them a dynamic or guided
 /// schedule, not block, for a display that moves. A call resumed from a checkpoint counts the items an earlier run completed as
 /// done (the lines say how many); the rate and the time left count this run's items only.

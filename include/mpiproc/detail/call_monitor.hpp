@@ -99,17 +99,4 @@ void run_map_part(const communicator& comm, const call_signature& sig, const cal
   monitor.run([&] { work([&](const chunk& c, auto& on_chunk) { monitor.each_slice(c, on_chunk); }); }, conclude);
 }
 
-/// Collective: on_chunk(c) for the chunks `s` gives this rank (sliced when monitored), then the
-/// failure agreement: run_collectively for a map call. The caller holds the call's collective_call.
-template <class OnChunk>
-void run_chunks(const communicator& comm, const call_signature& sig, const call_options& opts, std::int64_t n,
-                const schedule& s, OnChunk&& on_chunk) {
-  run_map_part(
-      comm, sig, opts, n, 0,
-      [&](auto&& each) { for_each_owned_chunk(comm, n, s, [&](const chunk& c) { each(c, on_chunk); }); },
-      [&](std::exception_ptr failure, bool by_watchdog, const settle_fn& settle) {
-        agree_on_failure(comm.native(), failure, &sig, settle, !by_watchdog);
-      });
-}
-
 }  // namespace mpiproc::detail

@@ -15,6 +15,7 @@
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
 #include <mpiproc/detail/transport.hpp>
+#include <mpiproc/range.hpp>
 #include <mpiproc/reduction.hpp>
 #include <mpiproc/schedule.hpp>
 
@@ -223,24 +224,24 @@ inline std::vector<chunk> all_positions(std::int64_t n) {
   return n > 0 ? std::vector<chunk>{chunk{0, n, 1}} : std::vector<chunk>{};
 }
 
-/// This rank's part of a checkpointed call, then the agreement that ends it: piece(real) computes
-/// a real chunk (its payload must then cover it); encode(out) brings `out` up to the payload of
-/// every chunk computed so far. Records each piece and hands the rank file to the writing thread
-/// when due. SIGTERM or SIGUSR1 make it write the file and throw interrupted after the piece in
-/// hand; if the call fails on any rank, each rank writes what it completed before throwing (not a
-/// rank whose watchdog took its part over: its last periodic write stays). With progress or a
-/// time limit (`opts`), pieces run in slices (see call_monitor).
-template <class Piece, class Encode>
+/// This rank's part of a checkpointed call (see fold_chunks) and the agreement that ends it:
+/// part.piece(real) folds a real chunk (its payload must then cover it); part.encode(out) brings
+/// `out` up to the payload of every piece folded so far. Records each piece and hands the rank
+/// file to the writing thread when due. SIGTERM or SIGUSR1 make it write the file and throw
+/// interrupted after the piece in hand; if the call fails on any rank, each rank writes what it
+/// completed before throwing (not a rank whose watchdog took its part over: its last periodic
+/// write stays). With progress or a time limit (`opts`), pieces run in slices (see call_monitor).
+template <class Part>
 void checkpointed_run(const communicator& comm, const call_signature& sig, const checkpoint_start& start,
-                      std::int64_t n, const schedule& s, const call_options& opts, Piece&& piece, Encode&& encode) {
+                      std::int64_t n, const schedule& s, const call_options& opts, Part& part) {
   checkpoint_writer writer(comm, start.path, start.id, start.run, n, start.done, opts.checkpoint.every);
   std::string payload;
   auto save_now = [&] {
-    encode(payload);
+    part.encode(payload);
     writer.save_now(payload);
   };
   auto record = [&](const chunk& done) {
-    piece(done);
+    part.piece(done);
     writer.completed(done);
   };
   std::optional<interrupt_guard> signals(std::in_place);
@@ -257,7 +258,7 @@ void checkpointed_run(const communicator& comm, const call_signature& sig, const
             // to) always covers exactly the recorded positions.
             each(real, record);
             if (writer.due()) {
-              encode(payload);
+              part.encode(payload);
               writer.save_later(payload);
             }
           });

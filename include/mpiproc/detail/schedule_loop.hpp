@@ -1,7 +1,6 @@
 #pragma once
 
 #include <mpiproc/communicator.hpp>
-#include <mpiproc/range.hpp>
 #include <mpiproc/schedule.hpp>
 
 #include <cstdint>
@@ -66,32 +65,6 @@ void for_each_owned_chunk(const communicator& comm, std::int64_t n, const schedu
   } catch (...) {
     source.cancel();
     throw;
-  }
-}
-
-/// Calls f(item) for each item of `r` at the positions of `c`, in order.
-template <class T, class F>
-void for_each_item(const range<T>& r, const chunk& c, F&& f) {
-  if (c.stride == 1) {
-    const T last = r.at_offset(c.offset + c.count);
-    for (T i = r.at_offset(c.offset); i != last; ++i) f(i);
-  } else {
-    // Unsigned arithmetic: never steps past the range, and wraps exactly for signed types.
-    const auto base = static_cast<std::uint64_t>(r.at_offset(c.offset));
-    const auto stride = static_cast<std::uint64_t>(c.stride);
-    const auto count = static_cast<std::uint64_t>(c.count);
-    auto item = base;
-    for (std::uint64_t left = count; left != 0; --left, item += stride) f(static_cast<T>(item));
-  }
-}
-
-/// Calls f(sub) for each contiguous sub-range of `r` that `c` covers (one item each when strided).
-template <class T, class F>
-void for_each_subrange(const range<T>& r, const chunk& c, F&& f) {
-  if (c.stride == 1) {
-    f(r.subrange(c.offset, c.count));
-  } else {
-    for (std::int64_t k = 0; k < c.count; ++k) f(r.subrange(c.offset + k * c.stride, 1));
   }
 }
 
