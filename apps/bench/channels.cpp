@@ -8,6 +8,8 @@
 //   slot in its owner's window; n/a where one-sided MPI does not work).
 #include "channels.hpp"
 
+#include "common.hpp"
+
 #include <mpiproc/mpiproc.hpp>
 
 #include <algorithm>
