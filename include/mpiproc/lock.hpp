@@ -17,9 +17,9 @@ namespace mpiproc {
 /// Fairness: ranks that wait queue in arrival order, and none starves. Across nodes the owner's
 /// service hands the lock to the queue's head on every unlock. On one node, a rank that finds the
 /// lock free takes it at once, even past a queue (as a futex mutex does): with more ranks than
-/// cores a strict hand-off would wait for the next rank in line to be scheduled at every unlock
-/// (we measured 0.2 M locked increments/s at 4 ranks on 2 cores, against Python's 0.8 M). Once the
-/// queue's head has waited 1 ms, the lock switches to strict hand-off until the queue drains.
+/// cores a strict hand-off would wait for the next rank in line to be scheduled at every unlock,
+/// far slower (the README's benchmark section gives the figures). Once the queue's head has
+/// waited 1 ms, the lock switches to strict hand-off until the queue drains.
 class mutex {
  public:
   /// Collective over `comm`.
