@@ -28,7 +28,7 @@ constexpr std::int64_t stop_item = -1;
 
 /// Seconds for `rounds` round trips (raw or through a pipe), timed on the two ends.
 double ping_pong(const mpiproc::communicator& world, bool lib, long rounds, std::size_t bytes) {
-  const MPI_Comm comm = world.native();
+  const MPI_Comm comm = user_comm;
   const int last = world.size() - 1, me = world.rank();
   const bool small = bytes == 0;
   mpiproc::pipe<std::int64_t> ping(world, 0, last);
@@ -79,7 +79,7 @@ double ping_pong(const mpiproc::communicator& world, bool lib, long rounds, std:
 /// Seconds for rank 0 to hand `items` items to the other ranks (raw or through a queue); checks
 /// that the items taken sum to what was put.
 double stream(const mpiproc::communicator& world, bool lib, std::int64_t items) {
-  const MPI_Comm comm = world.native();
+  const MPI_Comm comm = user_comm;
   const int me = world.rank(), ranks = world.size();
   mpiproc::queue<std::int64_t> q(world);
   std::int64_t sum = 0;
@@ -112,7 +112,7 @@ double stream(const mpiproc::communicator& world, bool lib, std::int64_t items) 
 /// Seconds for every rank to make `updates` atomic increments of its keys (raw: one-sided MPI).
 double dict_updates(const mpiproc::communicator& world, bool lib, long updates, bool rma) {
   constexpr int keys = 64;
-  const MPI_Comm comm = world.native();
+  const MPI_Comm comm = user_comm;
   const int me = world.rank(), ranks = world.size();
   mpiproc::shared_dict<std::int64_t, std::int64_t> d(world);
   std::int64_t* slots = nullptr;

@@ -8,6 +8,11 @@
 
 namespace bench {
 
+/// The communicator the raw-MPI side runs on: the one the bench gives mpiproc (env.world() wraps
+/// MPI_COMM_WORLD), as a user's own MPI code does. mpiproc's traffic runs on its private
+/// duplicates of it, so the raw side's sends and receives never meet mpiproc's.
+inline const MPI_Comm user_comm = MPI_COMM_WORLD;
+
 /// Collective: the longest of the ranks' `seconds`. Ranks with no part in a run (`idle`) wait for
 /// it without spinning, as ranks busy with their own work would, leaving the cores to the ranks
 /// measured and to the service threads that answer them.

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
 
   return app::run(world, "bench", [&] {
     std::vector<bench::map_reduce_row> rows;
-    const bool rma = bench::raw_rma_works(world.native());
+    const bool rma = bench::raw_rma_works(bench::user_comm);
     const std::vector<std::string> schedules = app::split_list(schedules_list);
     for (const auto& w : app::split_list(workloads_list)) {
       if (bench::is_channel_workload(w)) {

@@ -131,7 +131,7 @@ double time_ops(MPI_Comm comm, bool works, long ops, Op op, Otherwise otherwise)
 /// alternating; each timed run lasts about 0.2 s and the best rate of each counts. The same ranks
 /// work in both versions (without one-sided MPI, all but rank 0, which serves raw MPI's requests).
 rate_row compare_shared(const mpiproc::communicator& world, const std::string& workload, bool rma, int trials) {
-  const MPI_Comm comm = world.native();
+  const MPI_Comm comm = user_comm;
   raw_counter raw(comm, rma);
   mpiproc::counter counter(world);
   mpiproc::lock lock(world);
