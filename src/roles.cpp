@@ -14,12 +14,13 @@ namespace {
 std::vector<std::pair<int, int>> assign(const std::vector<role>& roles, int size) {
   int fixed = 0, open = 0;
   for (const role& r : roles) {
-    if (r.ranks == remaining_ranks)
+    if (r.ranks.remaining())
       ++open;
-    else if (r.ranks < 0)
-      throw usage_error("mpiproc::run_roles: role '" + r.name + "' asks for " + std::to_string(r.ranks) + " ranks");
+    else if (r.ranks.ranks() < 1)
+      throw usage_error("mpiproc::run_roles: role '" + r.name + "' asks for " + std::to_string(r.ranks.ranks()) +
+                        " ranks; give it at least 1, or mpiproc::remaining_ranks for the ranks the others leave");
     else
-      fixed += r.ranks;
+      fixed += r.ranks.ranks();
   }
   if (open > 1) throw usage_error("mpiproc::run_roles: only one role may take the remaining ranks");
   if (fixed > size)
@@ -28,7 +29,7 @@ std::vector<std::pair<int, int>> assign(const std::vector<role>& roles, int size
   std::vector<std::pair<int, int>> places;
   int next = 0;
   for (const role& r : roles) {
-    const int count = r.ranks == remaining_ranks ? size - fixed : r.ranks;
+    const int count = r.ranks.remaining() ? size - fixed : r.ranks.ranks();
     places.emplace_back(next, count);
     next += count;
   }

@@ -20,6 +20,7 @@
 #include <numeric>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -430,6 +431,25 @@ TEST(Roles, EachRankRunsItsRolesWorkOnItsGroup) {
   EXPECT_THROW(mpiproc::run_roles(world(), {{"too many", size() + 1, {}}}), usage_error);
   EXPECT_THROW(mpiproc::run_roles(world(), {{"a", mpiproc::remaining_ranks, {}}, {"b", mpiproc::remaining_ranks, {}}}),
                usage_error);
+}
+
+TEST(Roles, ACountBelowOneIsAUsageErrorOnEveryRank) {
+  // -1 was once the remaining ranks' number; now it is a bad count like any other.
+  for (const int bad : {0, -1, -5}) {
+    bool threw = false;
+    try {
+      mpiproc::run_roles(world(), {{"first", 1, {}}, {"bad", bad, {}}});
+    } catch (const usage_error& e) {
+      threw = true;
+      EXPECT_NE(std::string(e.what()).find("'bad' asks for " + std::to_string(bad) + " ranks"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_TRUE(threw) << "count " << bad;
+  }
+  static_assert(!std::is_convertible_v<mpiproc::remaining_ranks_t, int>, "remaining_ranks is not a number");
+  static_assert(mpiproc::rank_count(mpiproc::remaining_ranks).remaining());
+  static_assert(!mpiproc::rank_count(3).remaining() && mpiproc::rank_count(3).ranks() == 3);
+  world().barrier();  // every rank came through, none left waiting in run_roles
 }
 
 TEST(Roles, AFailingRoleReachesRanksWaitingOnItsQueueOrPipe) {

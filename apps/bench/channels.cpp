@@ -8,13 +8,14 @@
 //   slot in its owner's window; n/a where one-sided MPI does not work).
 #include "channels.hpp"
 
+#include "common.hpp"
+
 #include <mpiproc/mpiproc.hpp>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,7 +28,7 @@ constexpr std::int64_t stop_item = -1;
 
 /// Seconds for `rounds` round trips (raw or through a pipe), timed on the two ends.
 double ping_pong(const mpiproc::communicator& world, bool lib, long rounds, std::size_t bytes) {
-  const MPI_Comm comm = world.native();
+  const MPI_Comm comm = user_comm;
   const int last = world.size() - 1, me = world.rank();
   const bool small = bytes == 0;
   mpiproc::pipe<std::int64_t> ping(world, 0, last);
@@ -78,7 +79,7 @@ double ping_pong(const mpiproc::communicator& world, bool lib, long rounds, std:
 /// Seconds for rank 0 to hand `items` items to the other ranks (raw or through a queue); checks
 /// that the items taken sum to what was put.
 double stream(const mpiproc::communicator& world, bool lib, std::int64_t items) {
-  const MPI_Comm comm = world.native();
+  const MPI_Comm comm = user_comm;
   const int me = world.rank(), ranks = world.size();
   mpiproc::queue<std::int64_t> q(world);
   std::int64_t sum = 0;
@@ -111,7 +112,7 @@ double stream(const mpiproc::communicator& world, bool lib, std::int64_t items) 
 /// Seconds for every rank to make `updates` atomic increments of its keys (raw: one-sided MPI).
 double dict_updates(const mpiproc::communicator& world, bool lib, long updates, bool rma) {
   constexpr int keys = 64;
-  const MPI_Comm comm = world.native();
+  const MPI_Comm comm = user_comm;
   const int me = world.rank(), ranks = world.size();
   mpiproc::shared_dict<std::int64_t, std::int64_t> d(world);
   std::int64_t* slots = nullptr;
@@ -148,27 +149,13 @@ double dict_updates(const mpiproc::communicator& world, bool lib, long updates, 
   return slowest(comm, seconds, false);
 }
 
-/// Whether one-sided MPI works here: on one node (not over plain TCP), unless mpiproc's shared
-/// state is sent by messages there too (MPIPROC_TRANSPORT=messages), so both sides use one path.
-bool one_sided_works(MPI_Comm comm) {
-  const char* transport = std::getenv("MPIPROC_TRANSPORT");
-  if (transport && std::string(transport) == "messages") return false;
-  MPI_Comm node = MPI_COMM_NULL;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int node_size = 0, size = 0;
-  MPI_Comm_size(node, &node_size);
-  MPI_Comm_size(comm, &size);
-  MPI_Comm_free(&node);
-  return node_size == size;
-}
-
 }  // namespace
 
 bool is_channel_workload(const std::string& w) { return w == "pipe_rtt" || w == "pipe_bw" || w == "queue" || w == "dict"; }
 
 void compare_channel(const mpiproc::communicator& world, const std::string& workload, int trials) {
   if (world.size() < 2) return;
-  const bool rma = workload == "dict" && one_sided_works(world.native());
+  const bool rma = workload == "dict" && bench::raw_rma_works(bench::user_comm);
   // A short first run of each way sizes the rest to about 0.2 s (the slower way's time): over
   // TCP a round trip costs 100 times what it does in shared memory. The fastest run counts.
   long rounds = workload == "pipe_bw" ? 20 : 200;

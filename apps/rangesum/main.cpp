@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
       mpiproc::shared_list<int128> results(world, std::vector<int128>(static_cast<std::size_t>(repeat), 0));
       std::vector<mpiproc::role> tasks;
       for (int k = 0; k < repeat; ++k)
-        tasks.push_back({"task " + std::to_string(k + 1), k + 1 < repeat ? world.size() / repeat : mpiproc::remaining_ranks,
+        tasks.push_back({"task " + std::to_string(k + 1), k + 1 < repeat ? mpiproc::rank_count(world.size() / repeat) : mpiproc::remaining_ranks,
                          [&, k](const mpiproc::communicator& group) {
                            const int128 sum = sum_over(group);
                            if (group.rank() == 0) results.set(k, sum);  // what the seed's Processes lost

@@ -13,8 +13,9 @@ class communicator_state;
 }  // namespace detail
 
 /// The ranks an mpiproc operation runs on. Wraps a private duplicate of the caller's
-/// communicator, so mpiproc's messages never mix with the user's own. Copies share the duplicate;
-/// it is freed when the last copy goes.
+/// communicator, so mpiproc's messages never mix with the user's own: the user's own sends and
+/// receives stay on the communicator passed in. Copies share the duplicate; it is freed when the
+/// last copy goes.
 class communicator {
  public:
   /// Collective over `comm`: duplicates it (MPI_Comm_dup) and sets MPI_ERRORS_RETURN on the duplicate.
@@ -25,7 +26,10 @@ class communicator {
   int rank() const noexcept;
   /// The number of ranks.
   int size() const noexcept;
-  /// The private duplicate, for MPI calls of the caller's own (not the communicator passed in).
+  /// The private duplicate that mpiproc's own parts run on. A caller may run collectives on it
+  /// (MPI_Barrier, MPI_Reduce...) between mpiproc calls, since collectives never match
+  /// point-to-point messages; the caller's own sends and receives belong on the communicator
+  /// passed in, where mpiproc's never arrive.
   MPI_Comm native() const noexcept;
   /// Collective: waits until every rank has called it.
   void barrier() const;

@@ -1,13 +1,16 @@
 #pragma once
 
 #include <mpiproc/communicator.hpp>
-#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/detail/clock.hpp>
 
 #include <chrono>
-#include <cstdint>
 #include <memory>
 
 namespace mpiproc {
+
+namespace detail {
+class lock_algorithm;
+}  // namespace detail
 
 /// Mutual exclusion across the ranks of a communicator (Python's multiprocessing.Lock). Meets the
 /// standard Lockable and TimedLockable requirements: std::lock_guard, std::unique_lock and
@@ -17,13 +20,17 @@ namespace mpiproc {
 /// Fairness: ranks that wait queue in arrival order, and none starves. Across nodes the owner's
 /// service hands the lock to the queue's head on every unlock. On one node, a rank that finds the
 /// lock free takes it at once, even past a queue (as a futex mutex does): with more ranks than
-/// cores a strict hand-off would wait for the next rank in line to be scheduled at every unlock
-/// (we measured 0.2 M locked increments/s at 4 ranks on 2 cores, against Python's 0.8 M). Once the
-/// queue's head has waited 1 ms, the lock switches to strict hand-off until the queue drains.
+/// cores a strict hand-off would wait for the next rank in line to be scheduled at every unlock,
+/// far slower (the README's benchmark section gives the figures). Once the queue's head has
+/// waited 1 ms, the lock switches to strict hand-off until the queue drains.
 class mutex {
  public:
   /// Collective over `comm`.
   explicit mutex(const communicator& comm);
+  /// Collective (frees the lock's words); while an exception unwinds, this rank leaves them.
+  ~mutex();
+  mutex(mutex&&) noexcept;
+  mutex& operator=(mutex&&) noexcept;
 
   /// Blocks until this rank holds the lock. Throws usage_error if it already does (that would
   /// wait forever; use rlock to re-enter).
@@ -66,16 +73,11 @@ class mutex {
 
  private:
   bool try_lock_until_steady(detail::clock::time_point until);
-  void lock_in_queue();
-  /// Whether the word that try_lock takes (queue across nodes, state on one node) shows the lock
-  /// free: nobody holds it or waits for it.
-  bool looks_free(std::uint64_t word) const;
 
-  // Two words on rank 0. At 0 (one node only): bit 0 = held, bit 1 = hand-off to the queue's head.
-  // At 8: the queue, as tickets: the next ticket (high half) and the head's (low half).
-  std::unique_ptr<detail::shared_segment> word_;
-  std::uint64_t* state_ = nullptr;  // the word at 0, mapped here (one node only)
-  std::uint32_t ticket_ = 0;
+  /// Picked once, at construction, as the shared state's transport says: on the messages path
+  /// (across nodes) a ticket queue that the owner's service serves; in shared memory (one node) a
+  /// state word taken in place, with hand-off to a starving queue (see src/lock.cpp).
+  std::unique_ptr<detail::lock_algorithm> algorithm_;
   bool held_ = false;
 };
 
