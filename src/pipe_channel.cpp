@@ -232,22 +232,13 @@ void pipe_channel::send(const void* data, std::size_t count, MPI_Datatype type) 
   }
   MPI_Request pending = MPI_REQUEST_NULL;
   MPIPROC_CHECK(MPI_Isend(data, checked_count(count, "pipe send"), type, s.peer, s.data_tag, s.comm, &pending));
-  poller patience;
-  for (int done = 0, round = 1;; ++round) {
-    MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
-    if (done) return;
-    // A large message waits for the other end to take it: stop if that end closed or failed.
-    if (round % 64 == 0 && s.other_end_stopped()) {
-      MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));  // received before the end came?
-      if (done) return;
-      MPI_Cancel(&pending);
-      MPI_Request_free(&pending);
-      s.check_broken();
-      throw usage_error("mpiproc: pipe send to rank " + std::to_string(s.peer) + ", whose end closed before taking "
-                        "the message (as Python's BrokenPipeError)");
-    }
-    patience.pause();
-  }
+  // A large message waits for the other end to take it: stop if that end closed or failed.
+  if (complete_unless(pending, MPI_STATUS_IGNORE, 64, [&] { return s.other_end_stopped(); })) return;
+  MPI_Cancel(&pending);
+  MPI_Request_free(&pending);
+  s.check_broken();
+  throw usage_error("mpiproc: pipe send to rank " + std::to_string(s.peer) + ", whose end closed before taking "
+                    "the message (as Python's BrokenPipeError)");
 }
 
 bool pipe_channel::receive_fixed(void* data, std::size_t count, MPI_Datatype type) {
@@ -258,17 +249,10 @@ bool pipe_channel::receive_fixed(void* data, std::size_t count, MPI_Datatype typ
   MPI_Request pending = MPI_REQUEST_NULL;
   MPIPROC_CHECK(MPI_Irecv(data, checked_count(count, "pipe recv"), type, s.peer, s.data_tag, s.comm, &pending));
   MPI_Status status;
-  poller patience;
-  for (int done = 0, round = 1;; ++round) {
-    MPIPROC_CHECK(MPI_Test(&pending, &done, &status));
-    if (done) break;
-    if (round % 16 == 0 && s.other_end_stopped()) {
-      MPIPROC_CHECK(MPI_Test(&pending, &done, &status));  // data sent before the end is here by now
-      if (done || !state::cancel(pending, status)) break;
-      s.take_end();
-      return false;
-    }
-    patience.pause();
+  if (!complete_unless(pending, &status, 16, [&] { return s.other_end_stopped(); }) &&
+      state::cancel(pending, status)) {
+    s.take_end();
+    return false;
   }
   int got = 0;
   MPIPROC_CHECK(MPI_Get_count(&status, type, &got));
@@ -282,17 +266,16 @@ bool pipe_channel::receive_sized(MPI_Datatype type, const std::function<void*(st
   s.check(s.receives, "recv");
   if (s.ended) return false;
   MPI_Status status;
-  poller patience;
-  for (int found = 0;;) {
+  const auto message_came = [&] {
+    int found = 0;
     MPIPROC_CHECK(MPI_Iprobe(s.peer, s.data_tag, s.comm, &found, &status));
-    if (found) break;
-    if (s.other_end_stopped()) {
-      MPIPROC_CHECK(MPI_Iprobe(s.peer, s.data_tag, s.comm, &found, &status));  // sent before the end?
-      if (found) break;
-      s.take_end();
-      return false;
-    }
-    patience.pause();
+    return found != 0;
+  };
+  bool stopped = false;
+  poll_until([&] { return message_came() || (stopped = s.other_end_stopped()); }, std::nullopt);
+  if (stopped && !message_came()) {  // data sent before the end is here by now
+    s.take_end();
+    return false;
   }
   int count = 0;
   MPIPROC_CHECK(MPI_Get_count(&status, type, &count));
@@ -306,13 +289,13 @@ bool pipe_channel::receive_sized(MPI_Datatype type, const std::function<void*(st
 bool pipe_channel::poll(const deadline& until) {
   state& s = live();
   s.check(s.receives, "poll");
-  poller patience;
-  for (;;) {
-    if (s.ended || s.waiting(s.data_tag) || s.waiting(s.end_tag)) return true;
-    s.check_broken();
-    if (until && clock::now() >= *until) return false;
-    patience.pause();
-  }
+  return poll_until(
+      [&] {
+        if (s.ended || s.waiting(s.data_tag) || s.waiting(s.end_tag)) return true;
+        s.check_broken();
+        return false;
+      },
+      until);
 }
 
 void pipe_channel::close() {

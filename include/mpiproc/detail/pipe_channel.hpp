@@ -14,8 +14,8 @@ namespace mpiproc::detail {
 /// The untyped part of a pipe: messages between two ranks on the communicator's channels
 /// duplicate, on three tags of the pipe's own (data; the end of stream, sent when an end closes;
 /// broken, sent when a rank fails in a collective call, so the other end's wait ends). Tags of its
-/// own keep a dropped pipe's unread messages from ever reaching a later one. Waits poll, paced by
-/// poller.
+/// own keep a dropped pipe's unread messages from ever reaching a later one. Waits poll
+/// (poller.hpp's poll_until).
 class pipe_channel {
  public:
   /// Collective over `comm`: ranks `first` and `second` become the two ends; with `duplex` false

@@ -31,17 +31,49 @@ class poller {
   clock::time_point start_ = clock::now();
 };
 
-/// Polls `pending` until it completes (true) or the deadline passes (false): unlike MPI_Wait, it
-/// does not spin a core for long, which would starve the service thread when ranks outnumber
-/// cores, and leaves MPI's progress engine to that thread between tests.
-inline bool complete_by(MPI_Request& pending, const deadline& until) {
+/// The one way mpiproc waits for what MPI has to progress: polls `ready()` until it returns true
+/// (then true) or the deadline passes (false), paced by poller. Unlike MPI_Wait, it does not spin a
+/// core for long, which would starve the service thread when ranks outnumber cores, and leaves
+/// MPI's progress engine to that thread between tests.
+template <class Ready>
+bool poll_until(Ready&& ready, const deadline& until) {
   poller patience;
-  for (int done = 0;;) {
-    MPIPROC_CHECK(MPI_Test(&pending, &done, MPI_STATUS_IGNORE));
-    if (done) return true;
+  for (;;) {
+    if (ready()) return true;
     if (until && clock::now() >= *until) return false;
     patience.pause();
   }
+}
+
+/// Whether `pending` has completed (its status into `status`).
+inline bool completed(MPI_Request& pending, MPI_Status* status = MPI_STATUS_IGNORE) {
+  int done = 0;
+  MPIPROC_CHECK(MPI_Test(&pending, &done, status));
+  return done != 0;
+}
+
+/// Polls `pending` until it completes (true) or the deadline passes (false).
+inline bool complete_by(MPI_Request& pending, const deadline& until) {
+  return poll_until([&] { return completed(pending); }, until);
+}
+
+/// Polls `pending` until it completes (true, its status into `status`) or `stopped()` says that it
+/// never will (false: the request is still pending, to cancel). stopped() costs more than a test,
+/// so it is asked every `every` tests; once it holds, the request is tested once more, since what
+/// was sent before the stop has come by then.
+template <class Stopped>
+bool complete_unless(MPI_Request& pending, MPI_Status* status, int every, Stopped&& stopped) {
+  bool done = false;
+  int round = 0;
+  poll_until(
+      [&] {
+        if ((done = completed(pending, status))) return true;
+        if (++round % every != 0 || !stopped()) return false;
+        done = completed(pending, status);
+        return true;
+      },
+      std::nullopt);
+  return done;
 }
 
 }  // namespace mpiproc::detail
