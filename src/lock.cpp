@@ -1,3 +1,4 @@
+#include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/shared_segment.hpp>
 #include <mpiproc/error.hpp>
 #include <mpiproc/lock.hpp>
@@ -101,13 +102,10 @@ class shared_word final : public detail::lock_algorithm {
     // while it is held.
     std::uint64_t state = 0;
     if (words_->usable() && std::atomic_ref<std::uint64_t>(*state_).compare_exchange_strong(state, held_bit)) return;
-    for (int spin = 0; spin < 100; ++spin) {
+    for (detail::poller patience = detail::poller::for_memory(); patience.spinning(); patience.pause()) {
       if (state & handoff_bit) break;
       if (!(state & held_bit) && words_->compare_exchange(0, state_at, state, state | held_bit)) return;
-      if (state & held_bit) {
-        detail::cpu_relax();
-        state = words_->load(0, state_at);
-      }
+      if (state & held_bit) state = words_->load(0, state_at);
     }
     lock_in_queue();
   }

@@ -10,24 +10,39 @@
 
 namespace mpiproc::detail {
 
-/// Paces a polling loop without spinning a core for long: spins for a few microseconds (an answer
-/// usually comes that fast), yields for 2 ms, then sleeps in 50 us steps, so that a waiting rank
-/// leaves the core to the rank it waits for when ranks outnumber cores.
+/// The one waiting policy: a wait spins for a few microseconds (an answer usually comes that
+/// fast), then yields, then sleeps, so that a waiting rank leaves the core to the rank it waits
+/// for when ranks outnumber cores. Polling MPI sleeps in 50 us steps (pause()); a wait on shared
+/// memory sleeps on a futex instead once sleepy() says so.
 class poller {
  public:
+  /// The pace of polling MPI: spins 20 us, yields until 2 ms.
+  poller() = default;
+  /// Spins for `spin_for`, then yields until `yield_until` has passed since the start.
+  poller(clock::duration spin_for, clock::duration yield_until) : spin_for_(spin_for), yield_until_(yield_until) {}
+
+  /// The pace of a wait on shared memory, which sleeps on a futex: spins 4 us, yields until 100 us.
+  static poller for_memory() { return {std::chrono::microseconds(4), std::chrono::microseconds(100)}; }
+
+  /// Waits a moment: spins, yields or sleeps, as the time waited so far says.
   void pause() {
-    using namespace std::chrono_literals;
     const auto waited = clock::now() - start_;
-    if (waited < 20us)
+    if (waited < spin_for_)
       cpu_relax();
-    else if (waited < 2ms)
+    else if (waited < yield_until_)
       std::this_thread::yield();
     else
-      std::this_thread::sleep_for(50us);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+  /// Whether the wait is still in its first, spinning moments.
+  bool spinning() const { return clock::now() - start_ < spin_for_; }
+  /// Whether spinning and yielding are over: a wait that can sleep until woken should.
+  bool sleepy() const { return clock::now() - start_ >= yield_until_; }
   void restart() { start_ = clock::now(); }
 
  private:
+  clock::duration spin_for_ = std::chrono::microseconds(20);
+  clock::duration yield_until_ = std::chrono::milliseconds(2);
   clock::time_point start_ = clock::now();
 };
 
