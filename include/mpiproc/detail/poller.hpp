@@ -18,15 +18,25 @@ class poller {
  public:
   /// The pace of polling MPI: spins 20 us, yields until 2 ms.
   poller() = default;
-  /// Spins for `spin_for`, then yields until `yield_until` has passed since the start.
-  poller(clock::duration spin_for, clock::duration yield_until) : spin_for_(spin_for), yield_until_(yield_until) {}
 
-  /// The pace of a wait on shared memory, which sleeps on a futex: spins 4 us, yields until 100 us.
-  static poller for_memory() { return {std::chrono::microseconds(4), std::chrono::microseconds(100)}; }
+  /// The pace of a wait on shared memory, which sleeps on a futex: 64 quick spins (no clock read
+  /// between them, so a change is seen within nanoseconds), then yields until 100 us.
+  static poller for_memory() {
+    poller p;
+    p.spins_left_ = 64;
+    p.spin_for_ = clock::duration::zero();
+    p.yield_until_ = std::chrono::microseconds(100);
+    return p;
+  }
 
   /// Waits a moment: spins, yields or sleeps, as the time waited so far says.
   void pause() {
-    const auto waited = clock::now() - start_;
+    if (spins_left_ > 0) {
+      --spins_left_;
+      cpu_relax();
+      return;
+    }
+    const auto waited = elapsed();
     if (waited < spin_for_)
       cpu_relax();
     else if (waited < yield_until_)
@@ -35,15 +45,29 @@ class poller {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   /// Whether the wait is still in its first, spinning moments.
-  bool spinning() const { return clock::now() - start_ < spin_for_; }
+  bool spinning() { return spins_left_ > 0 || elapsed() < spin_for_; }
   /// Whether spinning and yielding are over: a wait that can sleep until woken should.
-  bool sleepy() const { return clock::now() - start_ >= yield_until_; }
-  void restart() { start_ = clock::now(); }
+  bool sleepy() { return spins_left_ == 0 && elapsed() >= yield_until_; }
+  /// Starts the wait over.
+  void restart() { started_ = false; }
 
  private:
+  /// The time since the clock was first read (a clock read costs tens of nanoseconds: a wait
+  /// that ends within its quick spins never reads it).
+  clock::duration elapsed() {
+    const auto now = clock::now();
+    if (!started_) {
+      start_ = now;
+      started_ = true;
+    }
+    return now - start_;
+  }
+
+  int spins_left_ = 0;  // quick spins before the clock is read
   clock::duration spin_for_ = std::chrono::microseconds(20);
   clock::duration yield_until_ = std::chrono::milliseconds(2);
-  clock::time_point start_ = clock::now();
+  clock::time_point start_{};
+  bool started_ = false;
 };
 
 /// The one way mpiproc waits for what MPI has to progress: polls `ready()` until it returns true
