@@ -340,6 +340,9 @@ shared_segment::~shared_segment() {
 void shared_segment::abandon() noexcept { state_->abandon(); }
 
 void shared_segment::release() noexcept {
+  // An abandoned segment's vote may still be in flight: the registry keeps its state (and the
+  // vote's buffers) until MPI_Finalize, whose release stops this rank's service for it.
+  if (state_->abandoned) return;
   withdraw(state_->enrolled);
   state_->release();
 }
