@@ -105,14 +105,14 @@ void agree_on_failure(MPI_Comm comm, std::exception_ptr local, const call_signat
   MPIPROC_CHECK(MPI_Iallreduce(here, most, 4, MPI_UINT64_T, MPI_MAX, comm, &pending));
   if (settle) {
     // The call's own messages (progress, a stop) all arrive before it ends, so that none is left.
-    poller patience;
-    bool settled = false;
-    for (int agreed = 0;;) {
-      if (!agreed) MPIPROC_CHECK(MPI_Test(&pending, &agreed, MPI_STATUS_IGNORE));
-      settled = settled || settle();
-      if (agreed && (settled || most[2] != ~most[3])) break;
-      patience.pause();
-    }
+    bool agreed = false, settled = false;
+    poll_until(
+        [&] {
+          agreed = agreed || completed(pending);
+          settled = settled || settle();
+          return agreed && (settled || most[2] != ~most[3]);
+        },
+        std::nullopt);
   } else {
     complete_by(pending, std::nullopt);
   }

@@ -96,7 +96,7 @@ void forget_pipe_drains(MPI_Comm channels) noexcept {
 }
 
 struct pipe_channel::state : registered {
-  object_channel channel;  // keeps `comm` alive
+  std::shared_ptr<communicator_handles> comm_alive;  // keeps `comm` alive
   MPI_Comm comm = MPI_COMM_NULL;
   int data_tag = 0, end_tag = 0, broken_tag = 0;
   int peer = -1;
@@ -167,9 +167,10 @@ pipe_channel::pipe_channel(const communicator& comm, int first, int second, bool
     throw usage_error("mpiproc: a pipe joins two different ranks in [0, " + std::to_string(size) + "), not " +
                       std::to_string(first) + " and " + std::to_string(second));
   enter_construction(comm.native(), "a pipe");
-  s.channel = comm.state().new_object(3, "pipe");
-  s.comm = s.channel.comm;
-  s.data_tag = s.channel.first_tag;
+  const object_channel channel = comm.state().new_object(3, "pipe");
+  s.comm_alive = channel.keep;
+  s.comm = channel.comm;
+  s.data_tag = channel.first_tag;
   s.end_tag = s.data_tag + 1;
   s.broken_tag = s.data_tag + 2;
   if (rank == first || rank == second) {

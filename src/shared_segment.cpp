@@ -30,9 +30,9 @@ struct shared_segment::state : registered {
   bool remote = false;
   bool answers_calls = false;  // every rank's service answers call()s (and keeps some)
   bool released = false;
-  object_channel channel;          // keeps `comm` alive
-  MPI_Comm comm = MPI_COMM_NULL;   // shared with the communicator's other objects, on tags of its own
-  int tags = 0;                    // the first of them
+  std::shared_ptr<communicator_handles> comm_alive;  // keeps `comm` alive
+  MPI_Comm comm = MPI_COMM_NULL;  // shared with the communicator's other objects, on tags of its own
+  int tags = 0;                   // the first of them
   MPI_Win window = MPI_WIN_NULL;  // shared, where the anonymous memory could not be mapped
   std::byte* mapped = nullptr;    // shared: every rank's memory, anonymous, mapped here
   std::size_t mapped_bytes = 0;
@@ -267,9 +267,10 @@ shared_segment::shared_segment(const communicator& owner, std::size_t bytes, con
     : state_(std::make_shared<state>()) {
   enter_construction(owner.native(), "a lock, queue or other shared object");
   state& s = *state_;
-  s.channel = owner.state().new_object(tags_used, "lock, queue or other shared object");
-  s.comm = s.channel.comm;
-  s.tags = s.channel.first_tag;
+  const object_channel channel = owner.state().new_object(tags_used, "lock, queue or other shared object");
+  s.comm_alive = channel.keep;
+  s.comm = channel.comm;
+  s.tags = channel.first_tag;
   s.rank = owner.rank();
   s.size = owner.size();
   s.enrolled = enroll(owner.native(), state_);
