@@ -25,7 +25,8 @@
 namespace mpiproc::detail {
 
 // File layout (every integer little-endian, as this machine writes it; ranks share one layout):
-//   magic      16 bytes "mpiproc ckpt v1\n"
+//   magic      16 bytes "mpiproc ckpt v2\n" (v1 encoded a vector of trivially copyable results
+//              through Boost.Serialization, v2 as its items, as detail/bytes.hpp does)
 //   length     u64, the bytes of the body
 //   body       the fields below
 //   checksum   u32, CRC-32 of the body
@@ -35,7 +36,7 @@ namespace mpiproc::detail {
 
 namespace {
 
-constexpr char magic[16] = {'m', 'p', 'i', 'p', 'r', 'o', 'c', ' ', 'c', 'k', 'p', 't', ' ', 'v', '1', '\n'};
+constexpr char magic[16] = {'m', 'p', 'i', 'p', 'r', 'o', 'c', ' ', 'c', 'k', 'p', 't', ' ', 'v', '2', '\n'};
 constexpr std::uint8_t role_merged = 0, role_part = 1;
 
 std::string system_message(int code) { return std::system_category().message(code); }
@@ -120,6 +121,9 @@ decoded decode(const std::filesystem::path& file, const checkpoint_identity& id)
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(file, "cannot be read (" + system_message(errno) + ")");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() >= sizeof magic && std::memcmp(bytes.data(), magic, sizeof magic - 2) == 0 &&
+      bytes.compare(sizeof magic - 2, 2, "1\n") == 0)
+    fail(file, "was written by an earlier mpiproc (checkpoint format v1)");
   if (bytes.size() < sizeof magic || std::memcmp(bytes.data(), magic, sizeof magic) != 0)
     fail(file, "is not an mpiproc checkpoint (no header)");
   constexpr std::size_t framing = sizeof magic + sizeof(std::uint64_t) + sizeof(std::uint32_t);
