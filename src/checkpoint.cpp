@@ -1,3 +1,4 @@
+#include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/checkpoint_file.hpp>
 #include <mpiproc/error.hpp>
 
@@ -46,43 +47,31 @@ std::string system_message(int code) { return std::system_category().message(cod
               "; it was not used. Delete it (and its .part- files) to start the call over");
 }
 
+// The body's fields are the fields of one message in the one encoding (detail/bytes.hpp).
 template <class T>
 void put(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+  append_field(out, value);
 }
 
-void put_text(std::string& out, const std::string& text) {
-  put<std::uint64_t>(out, text.size());
-  out += text;
-}
+void put_text(std::string& out, const std::string& text) { append_field(out, text); }
 
 class reader {
  public:
-  reader(const std::filesystem::path& file, const std::string& body) : file_(file), body_(body) {}
+  reader(const std::filesystem::path& file, const std::string& body) : file_(file), in_(std::string_view(body)) {}
   template <class T>
   T get() {
-    need(sizeof(T));
-    T value;
-    std::memcpy(&value, body_.data() + at_, sizeof value);
-    at_ += sizeof value;
-    return value;
+    try {
+      return in_.get<T>();
+    } catch (const error&) {
+      fail(file_, "is malformed (a field runs past its end)");
+    }
   }
-  std::string text() {
-    const auto n = get<std::uint64_t>();
-    need(n);
-    std::string out = body_.substr(at_, n);
-    at_ += n;
-    return out;
-  }
-  bool done() const noexcept { return at_ == body_.size(); }
+  std::string text() { return get<std::string>(); }
+  bool done() const noexcept { return in_.done(); }
 
  private:
-  void need(std::uint64_t n) const {
-    if (n > body_.size() - at_) fail(file_, "is malformed (a field runs past its end)");
-  }
   const std::filesystem::path& file_;
-  const std::string& body_;
-  std::size_t at_ = 0;
+  byte_reader in_;
 };
 
 std::string encode(std::uint8_t role, const checkpoint_identity& id, std::uint64_t run, int rank,
