@@ -14,9 +14,6 @@
 
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
-#include <boost/iostreams/device/array.hpp>
-#include <boost/iostreams/device/back_inserter.hpp>
-#include <boost/iostreams/stream.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/utility.hpp>
 #include <boost/serialization/vector.hpp>
@@ -24,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -71,6 +69,38 @@ struct unit_of<T> {
 template <class T>
 using encoding_unit = typename encoding::unit_of<T>::type;
 
+namespace encoding {
+/// The stream buffers Boost.Serialization's binary archives read and write through: straight into
+/// a string and out of bytes in memory (boost::iostreams' streams cost a third more).
+class append_buffer : public std::streambuf {
+ public:
+  explicit append_buffer(std::string& out) : out_(out) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) out_.push_back(traits_type::to_char_type(c));
+    return traits_type::not_eof(c);
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out_.append(s, static_cast<std::size_t>(n));
+    return n;
+  }
+
+ private:
+  std::string& out_;
+};
+
+class read_buffer : public std::streambuf {
+ public:
+  read_buffer(const char* data, std::size_t size) {
+    char* begin = const_cast<char*>(data);  // only read: a streambuf's get area is char*
+    setg(begin, begin, begin + size);
+  }
+};
+
+constexpr unsigned archive_flags = boost::archive::no_header | boost::archive::no_codecvt;
+}  // namespace encoding
+
 /// Appends the bytes of `value` to `out`.
 template <class T>
 void append_bytes(std::string& out, const T& value) {
@@ -79,12 +109,9 @@ void append_bytes(std::string& out, const T& value) {
   } else if constexpr (contiguous_items<T>::value) {
     out.append(reinterpret_cast<const char*>(value.data()), value.size() * sizeof(encoding_unit<T>));
   } else {
-    boost::iostreams::stream<boost::iostreams::back_insert_device<std::string>> sink(out);
-    {
-      boost::archive::binary_oarchive archive(sink, boost::archive::no_header);
-      archive << value;
-    }
-    sink.flush();
+    encoding::append_buffer sink(out);
+    boost::archive::binary_oarchive archive(sink, encoding::archive_flags);
+    archive << value;
   }
 }
 
@@ -159,8 +186,8 @@ class decoder {
     if constexpr (!travels_raw<T> && !contiguous_items<T>::value) {
       static_assert(std::is_default_constructible_v<T>,
                     "values that go through Boost.Serialization need a default constructor");
-      boost::iostreams::stream<boost::iostreams::array_source> source(buffer_.data(), buffer_.size());
-      boost::archive::binary_iarchive archive(source, boost::archive::no_header);
+      encoding::read_buffer source(buffer_.data(), buffer_.size());
+      boost::archive::binary_iarchive archive(source, encoding::archive_flags);
       archive >> into_;
     }
   }
@@ -182,8 +209,8 @@ T from_bytes(const char* data, std::size_t size) {
     if (size) std::memcpy(at, data, size);
 #pragma GCC diagnostic pop
   } else {
-    boost::iostreams::stream<boost::iostreams::array_source> source(data, size);
-    boost::archive::binary_iarchive archive(source, boost::archive::no_header);
+    encoding::read_buffer source(data, size);
+    boost::archive::binary_iarchive archive(source, encoding::archive_flags);
     archive >> value;
   }
   return value;
