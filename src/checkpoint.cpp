@@ -1,3 +1,4 @@
+#include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/checkpoint_file.hpp>
 #include <mpiproc/error.hpp>
 
@@ -25,7 +26,8 @@
 namespace mpiproc::detail {
 
 // File layout (every integer little-endian, as this machine writes it; ranks share one layout):
-//   magic      16 bytes "mpiproc ckpt v1\n"
+//   magic      16 bytes "mpiproc ckpt v2\n" (v1 encoded a vector of trivially copyable results
+//              through Boost.Serialization, v2 as its items, as detail/bytes.hpp does)
 //   length     u64, the bytes of the body
 //   body       the fields below
 //   checksum   u32, CRC-32 of the body
@@ -35,7 +37,7 @@ namespace mpiproc::detail {
 
 namespace {
 
-constexpr char magic[16] = {'m', 'p', 'i', 'p', 'r', 'o', 'c', ' ', 'c', 'k', 'p', 't', ' ', 'v', '1', '\n'};
+constexpr char magic[16] = {'m', 'p', 'i', 'p', 'r', 'o', 'c', ' ', 'c', 'k', 'p', 't', ' ', 'v', '2', '\n'};
 constexpr std::uint8_t role_merged = 0, role_part = 1;
 
 std::string system_message(int code) { return std::system_category().message(code); }
@@ -45,43 +47,31 @@ std::string system_message(int code) { return std::system_category().message(cod
               "; it was not used. Delete it (and its .part- files) to start the call over");
 }
 
+// The body's fields are the fields of one message in the one encoding (detail/bytes.hpp).
 template <class T>
 void put(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+  append_field(out, value);
 }
 
-void put_text(std::string& out, const std::string& text) {
-  put<std::uint64_t>(out, text.size());
-  out += text;
-}
+void put_text(std::string& out, const std::string& text) { append_field(out, text); }
 
 class reader {
  public:
-  reader(const std::filesystem::path& file, const std::string& body) : file_(file), body_(body) {}
+  reader(const std::filesystem::path& file, const std::string& body) : file_(file), in_(std::string_view(body)) {}
   template <class T>
   T get() {
-    need(sizeof(T));
-    T value;
-    std::memcpy(&value, body_.data() + at_, sizeof value);
-    at_ += sizeof value;
-    return value;
+    try {
+      return in_.get<T>();
+    } catch (const error&) {
+      fail(file_, "is malformed (a field runs past its end)");
+    }
   }
-  std::string text() {
-    const auto n = get<std::uint64_t>();
-    need(n);
-    std::string out = body_.substr(at_, n);
-    at_ += n;
-    return out;
-  }
-  bool done() const noexcept { return at_ == body_.size(); }
+  std::string text() { return get<std::string>(); }
+  bool done() const noexcept { return in_.done(); }
 
  private:
-  void need(std::uint64_t n) const {
-    if (n > body_.size() - at_) fail(file_, "is malformed (a field runs past its end)");
-  }
   const std::filesystem::path& file_;
-  const std::string& body_;
-  std::size_t at_ = 0;
+  byte_reader in_;
 };
 
 std::string encode(std::uint8_t role, const checkpoint_identity& id, std::uint64_t run, int rank,
@@ -120,6 +110,9 @@ decoded decode(const std::filesystem::path& file, const checkpoint_identity& id)
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(file, "cannot be read (" + system_message(errno) + ")");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() >= sizeof magic && std::memcmp(bytes.data(), magic, sizeof magic - 2) == 0 &&
+      bytes.compare(sizeof magic - 2, 2, "1\n") == 0)
+    fail(file, "was written by an earlier mpiproc (checkpoint format v1)");
   if (bytes.size() < sizeof magic || std::memcmp(bytes.data(), magic, sizeof magic) != 0)
     fail(file, "is not an mpiproc checkpoint (no header)");
   constexpr std::size_t framing = sizeof magic + sizeof(std::uint64_t) + sizeof(std::uint32_t);

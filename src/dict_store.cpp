@@ -1,5 +1,4 @@
-#include "wire.hpp"
-
+#include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/dict_store.hpp>
 
 #include <iterator>
@@ -40,8 +39,8 @@ struct partition {
   }
 
   std::string answer(const std::string& request) {
-    wire_reader in(request);
-    wire_writer out;
+    byte_reader in(request);
+    byte_writer out;
     const std::uint64_t op = in.number();
     if (op == op_size) return out.number(entries.size()).take();
     if (op == op_clear) {
@@ -130,7 +129,7 @@ int dict_store::owner(const std::string& key) const {
 std::string dict_store::ask(int rank, const std::string& request) { return *segment().call(rank, request); }
 
 dict_store::found dict_store::get(const std::string& key) {
-  wire_reader in(ask(owner(key), wire_writer().number(op_get).bytes(key).take()));
+  byte_reader in(ask(owner(key), byte_writer().number(op_get).bytes(key).take()));
   found f;
   f.version = in.number();
   if (f.version) f.value = in.bytes();
@@ -138,12 +137,12 @@ dict_store::found dict_store::get(const std::string& key) {
 }
 
 void dict_store::set(const std::string& key, const std::string& value) {
-  ask(owner(key), wire_writer().number(op_set).bytes(key).bytes(value).take());
+  ask(owner(key), byte_writer().number(op_set).bytes(key).bytes(value).take());
 }
 
 std::optional<dict_store::found> dict_store::set_if(const std::string& key, std::uint64_t version,
                                                      const std::string& value) {
-  wire_reader in(ask(owner(key), wire_writer().number(op_set_if).bytes(key).number(version).bytes(value).take()));
+  byte_reader in(ask(owner(key), byte_writer().number(op_set_if).bytes(key).number(version).bytes(value).take()));
   if (in.number()) return std::nullopt;
   found now;
   now.version = in.number();
@@ -152,21 +151,21 @@ std::optional<dict_store::found> dict_store::set_if(const std::string& key, std:
 }
 
 bool dict_store::erase(const std::string& key) {
-  return wire_reader(ask(owner(key), wire_writer().number(op_erase).bytes(key).take())).number() != 0;
+  return byte_reader(ask(owner(key), byte_writer().number(op_erase).bytes(key).take())).number() != 0;
 }
 
 std::uint64_t dict_store::size() {
   std::uint64_t total = 0;
-  for (int r = 0; r < segment().size(); ++r) total += wire_reader(ask(r, wire_writer().number(op_size).take())).number();
+  for (int r = 0; r < segment().size(); ++r) total += byte_reader(ask(r, byte_writer().number(op_size).take())).number();
   return total;
 }
 
 void dict_store::clear() {
-  for (int r = 0; r < segment().size(); ++r) ask(r, wire_writer().number(op_clear).take());
+  for (int r = 0; r < segment().size(); ++r) ask(r, byte_writer().number(op_clear).take());
 }
 
 std::optional<std::string> dict_store::pop(const std::string& key) {
-  wire_reader in(ask(owner(key), wire_writer().number(op_pop).bytes(key).take()));
+  byte_reader in(ask(owner(key), byte_writer().number(op_pop).bytes(key).take()));
   if (!in.number()) return std::nullopt;
   return in.bytes();
 }
@@ -174,7 +173,7 @@ std::optional<std::string> dict_store::pop(const std::string& key) {
 std::optional<std::pair<std::string, std::string>> dict_store::popitem() {
   const int n = segment().size();
   for (int k = 0; k < n; ++k) {  // the calling rank first: ranks popping at once ask different owners
-    wire_reader in(ask((segment().rank() + k) % n, wire_writer().number(op_popitem).take()));
+    byte_reader in(ask((segment().rank() + k) % n, byte_writer().number(op_popitem).take()));
     if (!in.number()) continue;
     std::string key = in.bytes();
     return std::pair{std::move(key), in.bytes()};
@@ -183,13 +182,13 @@ std::optional<std::pair<std::string, std::string>> dict_store::popitem() {
 }
 
 std::string dict_store::setdefault(const std::string& key, const std::string& value) {
-  return wire_reader(ask(owner(key), wire_writer().number(op_setdefault).bytes(key).bytes(value).take())).bytes();
+  return byte_reader(ask(owner(key), byte_writer().number(op_setdefault).bytes(key).bytes(value).take())).bytes();
 }
 
 std::vector<std::pair<std::string, std::string>> dict_store::entries() {
   std::vector<std::pair<std::string, std::string>> all;
   for (int r = 0; r < segment().size(); ++r) {
-    wire_reader in(ask(r, wire_writer().number(op_entries).number(want_keys | want_values).take()));
+    byte_reader in(ask(r, byte_writer().number(op_entries).number(want_keys | want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) {
       std::string key = in.bytes();
       all.emplace_back(std::move(key), in.bytes());
@@ -201,7 +200,7 @@ std::vector<std::pair<std::string, std::string>> dict_store::entries() {
 std::vector<std::string> dict_store::keys_or_values(bool keys) {
   std::vector<std::string> all;
   for (int r = 0; r < segment().size(); ++r) {
-    wire_reader in(ask(r, wire_writer().number(op_entries).number(keys ? want_keys : want_values).take()));
+    byte_reader in(ask(r, byte_writer().number(op_entries).number(keys ? want_keys : want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) all.push_back(in.bytes());
   }
   return all;

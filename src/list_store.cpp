@@ -1,5 +1,4 @@
-#include "wire.hpp"
-
+#include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/list_store.hpp>
 
 #include <algorithm>
@@ -76,7 +75,7 @@ struct sequence {
     return static_cast<std::size_t>(std::min(i, n));
   }
 
-  static slice_bounds read_slice(wire_reader& in) {
+  static slice_bounds read_slice(byte_reader& in) {
     slice_bounds s;
     s.start = static_cast<std::int64_t>(in.number());
     s.stop = static_cast<std::int64_t>(in.number());
@@ -84,7 +83,7 @@ struct sequence {
     return s;
   }
 
-  std::string find(wire_reader& in, wire_writer& out) {
+  std::string find(byte_reader& in, byte_writer& out) {
     const std::uint64_t what = in.number();
     if (!order.equal_to) throw error("mpiproc::shared_list: the items cannot be compared (a bug)");
     const auto equal = order.equal_to(in.bytes());
@@ -141,17 +140,17 @@ struct sequence {
 
   std::string answer(const std::string& request) {
     try {
-      return wire_writer().number(answer_ok).take() + answer_ok_or_throw(request);
+      return byte_writer().number(answer_ok).take() + answer_ok_or_throw(request);
     } catch (const value_error& e) {
-      return wire_writer().number(answer_value_error).bytes(e.what()).take();
+      return byte_writer().number(answer_value_error).bytes(e.what()).take();
     } catch (const usage_error& e) {
-      return wire_writer().number(answer_usage_error).bytes(e.what()).take();
+      return byte_writer().number(answer_usage_error).bytes(e.what()).take();
     }
   }
 
   std::string answer_ok_or_throw(const std::string& request) {
-    wire_reader in(request);
-    wire_writer out;
+    byte_reader in(request);
+    byte_writer out;
     const std::uint64_t op = in.number();
     switch (op) {
       case op_append: items.push_back(in.bytes()); break;
@@ -244,13 +243,13 @@ struct sequence {
   }
 };
 
-wire_writer& put_slice(wire_writer& out, const slice_bounds& s) {
+byte_writer& put_slice(byte_writer& out, const slice_bounds& s) {
   return out.number(static_cast<std::uint64_t>(s.start))
       .number(static_cast<std::uint64_t>(s.stop))
       .number(static_cast<std::uint64_t>(s.step));
 }
 
-std::vector<std::string> read_items(wire_reader& in) {
+std::vector<std::string> read_items(byte_reader& in) {
   std::vector<std::string> all(in.number());
   for (std::string& item : all) item = in.bytes();
   return all;
@@ -280,69 +279,69 @@ shared_segment& list_store::segment() const {
 
 std::string list_store::ask(const std::string& request) {
   std::string answer = *segment().call(0, request);
-  wire_reader in(answer);
+  byte_reader in(answer);
   const std::uint64_t status = in.number();
   if (status == answer_value_error) throw value_error(in.bytes());
   if (status == answer_usage_error) throw usage_error(in.bytes());
   return answer.substr(sizeof(std::uint64_t));
 }
 
-void list_store::append(const std::string& item) { ask(wire_writer().number(op_append).bytes(item).take()); }
+void list_store::append(const std::string& item) { ask(byte_writer().number(op_append).bytes(item).take()); }
 
 void list_store::extend(const std::vector<std::string>& items) {
-  wire_writer out;
+  byte_writer out;
   out.number(op_extend).number(items.size());
   for (const std::string& item : items) out.bytes(item);
   ask(out.take());
 }
 
 void list_store::insert(std::int64_t index, const std::string& item) {
-  ask(wire_writer().number(op_insert).number(static_cast<std::uint64_t>(index)).bytes(item).take());
+  ask(byte_writer().number(op_insert).number(static_cast<std::uint64_t>(index)).bytes(item).take());
 }
 
 std::pair<std::string, std::uint64_t> list_store::get(std::int64_t index) {
-  wire_reader in(ask(wire_writer().number(op_get).number(static_cast<std::uint64_t>(index)).take()));
+  byte_reader in(ask(byte_writer().number(op_get).number(static_cast<std::uint64_t>(index)).take()));
   std::string item = in.bytes();
   return {std::move(item), in.number()};
 }
 
 void list_store::set(std::int64_t index, const std::string& item) {
-  ask(wire_writer().number(op_set).number(static_cast<std::uint64_t>(index)).bytes(item).take());
+  ask(byte_writer().number(op_set).number(static_cast<std::uint64_t>(index)).bytes(item).take());
 }
 
 bool list_store::set_if(std::int64_t index, std::uint64_t version, const std::string& item) {
-  return wire_reader(ask(wire_writer().number(op_set_if).number(static_cast<std::uint64_t>(index)).number(version).bytes(item).take()))
+  return byte_reader(ask(byte_writer().number(op_set_if).number(static_cast<std::uint64_t>(index)).number(version).bytes(item).take()))
              .number() != 0;
 }
 
 std::string list_store::pop(std::int64_t index) {
-  return wire_reader(ask(wire_writer().number(op_pop).number(static_cast<std::uint64_t>(index)).take())).bytes();
+  return byte_reader(ask(byte_writer().number(op_pop).number(static_cast<std::uint64_t>(index)).take())).bytes();
 }
 
-std::uint64_t list_store::size() { return wire_reader(ask(wire_writer().number(op_size).take())).number(); }
-void list_store::reverse() { ask(wire_writer().number(op_reverse).take()); }
-void list_store::clear() { ask(wire_writer().number(op_clear).take()); }
+std::uint64_t list_store::size() { return byte_reader(ask(byte_writer().number(op_size).take())).number(); }
+void list_store::reverse() { ask(byte_writer().number(op_reverse).take()); }
+void list_store::clear() { ask(byte_writer().number(op_clear).take()); }
 
 std::vector<std::string> list_store::items() {
-  wire_reader in(ask(wire_writer().number(op_items).take()));
+  byte_reader in(ask(byte_writer().number(op_items).take()));
   return read_items(in);
 }
 
 std::pair<std::vector<std::string>, std::uint64_t> list_store::versioned_items() {
-  wire_reader in(ask(wire_writer().number(op_versioned_items).take()));
+  byte_reader in(ask(byte_writer().number(op_versioned_items).take()));
   std::vector<std::string> all = read_items(in);
   return {std::move(all), in.number()};
 }
 
 bool list_store::replace_if(std::uint64_t version, const std::vector<std::string>& items) {
-  wire_writer out;
+  byte_writer out;
   out.number(op_replace_if).number(version).number(items.size());
   for (const std::string& item : items) out.bytes(item);
-  return wire_reader(ask(out.take())).number() != 0;
+  return byte_reader(ask(out.take())).number() != 0;
 }
 
 std::uint64_t list_store::index(const std::string& item, std::int64_t start, std::int64_t stop) {
-  wire_reader in(ask(wire_writer()
+  byte_reader in(ask(byte_writer()
                          .number(op_find)
                          .number(find_index)
                          .bytes(item)
@@ -354,32 +353,32 @@ std::uint64_t list_store::index(const std::string& item, std::int64_t start, std
 }
 
 std::uint64_t list_store::count(const std::string& item) {
-  return wire_reader(ask(wire_writer().number(op_find).number(find_count).bytes(item).take())).number();
+  return byte_reader(ask(byte_writer().number(op_find).number(find_count).bytes(item).take())).number();
 }
 
 bool list_store::contains(const std::string& item) {
-  return wire_reader(ask(wire_writer().number(op_find).number(find_contains).bytes(item).take())).number() != 0;
+  return byte_reader(ask(byte_writer().number(op_find).number(find_contains).bytes(item).take())).number() != 0;
 }
 
 void list_store::remove(const std::string& item) {
-  ask(wire_writer().number(op_find).number(find_remove).bytes(item).take());
+  ask(byte_writer().number(op_find).number(find_remove).bytes(item).take());
 }
 
 void list_store::repeat(std::int64_t times) {
-  ask(wire_writer().number(op_repeat).number(static_cast<std::uint64_t>(times)).take());
+  ask(byte_writer().number(op_repeat).number(static_cast<std::uint64_t>(times)).take());
 }
 
-void list_store::sort(bool reverse) { ask(wire_writer().number(op_sort).number(reverse).take()); }
+void list_store::sort(bool reverse) { ask(byte_writer().number(op_sort).number(reverse).take()); }
 
 std::vector<std::string> list_store::slice(const slice_bounds& s) {
-  wire_writer out;
+  byte_writer out;
   out.number(op_slice);
-  wire_reader in(ask(put_slice(out, s).take()));
+  byte_reader in(ask(put_slice(out, s).take()));
   return read_items(in);
 }
 
 void list_store::set_slice(const slice_bounds& s, const std::vector<std::string>& items) {
-  wire_writer out;
+  byte_writer out;
   out.number(op_set_slice);
   put_slice(out, s).number(items.size());
   for (const std::string& item : items) out.bytes(item);
@@ -387,7 +386,7 @@ void list_store::set_slice(const slice_bounds& s, const std::vector<std::string>
 }
 
 void list_store::erase_slice(const slice_bounds& s) {
-  wire_writer out;
+  byte_writer out;
   out.number(op_erase_slice);
   ask(put_slice(out, s).take());
 }

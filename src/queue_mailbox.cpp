@@ -2,7 +2,8 @@
 #include "communicator_state.hpp"
 #include "queue_mailbox.hpp"
 #include "queue_ring.hpp"
-#include "wire.hpp"
+
+#include <mpiproc/detail/bytes.hpp>
 
 #include <cstring>
 #include <deque>
@@ -22,8 +23,8 @@ struct mailbox {
   std::uint64_t unfinished = 0;  // items put and not yet task_done (joinable queues)
 
   std::optional<std::string> answer(const std::string& request) {
-    wire_reader in(request);
-    wire_writer out;
+    byte_reader in(request);
+    byte_writer out;
     const std::uint64_t op = in.number();
     switch (op) {
       case op_put:
@@ -70,14 +71,14 @@ queue_mailbox::queue_mailbox(const communicator& comm, std::uint64_t capacity, b
 
 std::string queue_mailbox::ask(const std::string& request, const deadline& until) {
   auto answer = segment_.call(0, request, until);
-  return answer ? *answer : wire_writer().number(got_nothing).take();
+  return answer ? *answer : byte_writer().number(got_nothing).take();
 }
 
 bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& until, bool wait) {
   const std::string item(static_cast<const char*>(data), bytes);
   // A put cancelled at its deadline either went in before (the answer says so) or never will.
   const std::uint64_t answer =
-      wire_reader(ask(wire_writer().number(wait ? op_put : op_try_put).bytes(item).take(), wait ? until : std::nullopt))
+      byte_reader(ask(byte_writer().number(wait ? op_put : op_try_put).bytes(item).take(), wait ? until : std::nullopt))
           .number();
   if (answer == put_closed) throw usage_error("mpiproc::queue: put after close");
   return answer == got_item;
@@ -85,7 +86,7 @@ bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& unt
 
 queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
                                        bool wait) {
-  wire_reader in(ask(wire_writer().number(wait ? op_get : op_try_get).take(), until));
+  byte_reader in(ask(byte_writer().number(wait ? op_get : op_try_get).take(), until));
   switch (in.number()) {
     case got_item: {
       const std::string item = in.bytes();
@@ -97,24 +98,24 @@ queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t byt
   }
 }
 
-void queue_mailbox::close() { ask(wire_writer().number(op_close).take()); }
+void queue_mailbox::close() { ask(byte_writer().number(op_close).take()); }
 
-bool queue_mailbox::closed() { return wire_reader(ask(wire_writer().number(op_state).take())).number() != 0; }
+bool queue_mailbox::closed() { return byte_reader(ask(byte_writer().number(op_state).take())).number() != 0; }
 
 bool queue_mailbox::ended() {
-  wire_reader in(ask(wire_writer().number(op_state).take()));
+  byte_reader in(ask(byte_writer().number(op_state).take()));
   const bool is_closed = in.number() != 0;
   return is_closed && in.number() == 0;
 }
 
 std::uint64_t queue_mailbox::size() {
-  wire_reader in(ask(wire_writer().number(op_state).take()));
+  byte_reader in(ask(byte_writer().number(op_state).take()));
   in.number();
   return in.number();
 }
 
 bool queue_mailbox::full() {
-  wire_reader in(ask(wire_writer().number(op_state).take()));
+  byte_reader in(ask(byte_writer().number(op_state).take()));
   in.number();
   in.number();
   return in.number() != 0;
@@ -122,14 +123,14 @@ bool queue_mailbox::full() {
 
 void queue_mailbox::task_done() {
   if (!joinable_) throw usage_error("mpiproc::queue: task_done on a queue that is not a joinable_queue");
-  if (wire_reader(ask(wire_writer().number(op_task_done).take())).number() == too_many_done)
+  if (byte_reader(ask(byte_writer().number(op_task_done).take())).number() == too_many_done)
     throw usage_error("mpiproc::joinable_queue: task_done() called more times than there were items put (as "
                       "Python's ValueError)");
 }
 
 bool queue_mailbox::join(const deadline& until) {
   if (!joinable_) throw usage_error("mpiproc::queue: join on a queue that is not a joinable_queue");
-  return wire_reader(ask(wire_writer().number(op_join).take(), until)).number() == got_item;
+  return byte_reader(ask(byte_writer().number(op_join).take(), until)).number() == got_item;
 }
 
 std::unique_ptr<queue_core> make_queue_core(const communicator& comm, std::size_t slots, std::size_t payload,

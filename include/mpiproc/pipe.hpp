@@ -20,17 +20,6 @@ namespace mpiproc {
 enum class pipe_mode { duplex, one_way };
 
 namespace detail {
-template <class T>
-struct contiguous_items : std::false_type {};
-template <class U, class A>
-struct contiguous_items<std::vector<U, A>> : std::bool_constant<travels_raw<U> && !std::is_same_v<U, bool>> {
-  using item = U;
-};
-template <>
-struct contiguous_items<std::string> : std::true_type {
-  using item = char;
-};
-
 /// A contiguous buffer of trivially copyable items (a string, a vector, an array, a span...), for
 /// the byte calls.
 template <class R>
@@ -47,8 +36,8 @@ concept writable_byte_buffer =
 /// optional once it has everything that was sent before: the end of stream, where Python raises
 /// EOFError.
 ///
-/// Trivially copyable T travels as its bytes, strings and vectors of trivially copyable items as
-/// their elements, any other T through Boost.Serialization. Construction is collective over the
+/// T travels in the one encoding (detail/bytes.hpp): trivially copyable T as its bytes, strings and
+/// vectors of trivially copyable items as their elements, any other T through Boost.Serialization. Construction is collective over the
 /// communicator; the two ranks get the ends, every other rank an object that only says so
 /// (is_end() false). An end is for one thread at a time. Movable, not copyable (moving an end
 /// keeps it open; assigning over an end closes it first); a moved-from pipe is a usage_error to use.
@@ -75,15 +64,8 @@ class pipe {
   /// ones once the other end receives them. usage_error at the receiving end of a one-way pipe, after
   /// close(), and once the other end is closed (seen before sending, or while a large message waits).
   void send(const T& value) {
-    if constexpr (detail::travels_raw<T>) {
-      channel_.send(&value, 1, detail::raw_type<T>());
-    } else if constexpr (detail::contiguous_items<T>::value) {
-      using item = typename detail::contiguous_items<T>::item;
-      channel_.send(value.data(), value.size(), detail::raw_type<item>());
-    } else {
-      const std::string bytes = detail::to_bytes(value);
-      channel_.send(bytes.data(), bytes.size(), MPI_BYTE);
-    }
+    const detail::encoded<T> bytes(value);
+    channel_.send(bytes.data(), bytes.units(), detail::raw_type<detail::encoding_unit<T>>());
   }
 
   /// The next message; empty at the end of stream (the other end closed and everything it sent
@@ -96,22 +78,15 @@ class pipe {
 
   /// Receives the next message into `into` (reusing its memory); false at the end of stream.
   bool recv(T& into) {
-    if constexpr (detail::travels_raw<T>) {
-      return channel_.receive_fixed(&into, 1, detail::raw_type<T>());
-    } else if constexpr (detail::contiguous_items<T>::value) {
-      using item = typename detail::contiguous_items<T>::item;
-      return channel_.receive_sized(detail::raw_type<item>(), [&](std::size_t count) -> void* {
-        into.resize(count);
-        return into.data();
-      });
+    using unit = detail::encoding_unit<T>;
+    detail::decoder<T> value(into);
+    if constexpr (detail::travels_raw<T>) {  // of a known size: received at once, without a probe
+      return channel_.receive_fixed(value.place(sizeof(T)), 1, detail::raw_type<T>());
     } else {
-      std::string bytes;
-      if (!channel_.receive_sized(MPI_BYTE, [&](std::size_t count) -> void* {
-            bytes.resize(count);
-            return bytes.data();
-          }))
+      if (!channel_.receive_sized(detail::raw_type<unit>(),
+                                  [&](std::size_t count) { return value.place(count * sizeof(unit)); }))
         return false;
-      into = detail::from_bytes<T>(bytes);
+      value.finish();
       return true;
     }
   }

@@ -113,30 +113,18 @@ class queue {
 
   bool put_bytes(const T& item, const detail::deadline& until, bool wait) {
     detail::queue_core& c = core();
-    if constexpr (detail::travels_raw<T>) {
-      return c.put(&item, sizeof(T), until, wait);
-    } else {
-      const std::string bytes = detail::to_bytes(item);
-      return c.put(bytes.data(), bytes.size(), until, wait);
-    }
+    const detail::encoded<T> bytes(item);
+    return c.put(bytes.data(), bytes.size(), until, wait);
   }
 
   std::optional<T> take(const detail::deadline& until, bool wait) {
     detail::queue_core& c = core();
-    std::optional<T> item;
-    if constexpr (detail::travels_raw<T>) {
-      item.emplace();
-      if (c.get([&](std::size_t) -> void* { return &*item; }, until, wait) != detail::queue_core::outcome::item)
-        item.reset();
-    } else {
-      std::string bytes;
-      if (c.get([&](std::size_t n) -> void* {
-            bytes.resize(n);
-            return bytes.data();
-          },
-                until, wait) == detail::queue_core::outcome::item)
-        item = detail::from_bytes<T>(bytes);
-    }
+    std::optional<T> item(std::in_place);
+    detail::decoder<T> value(*item);
+    if (c.get([&](std::size_t n) { return value.place(n); }, until, wait) == detail::queue_core::outcome::item)
+      value.finish();
+    else
+      item.reset();
     return item;
   }
 

@@ -85,38 +85,21 @@ struct reduction_kind {
   }
 };
 
-/// A map: the result of every position, in the runs' order (trivially copyable results as their
-/// bytes, others with their length before them).
+/// A map: the result of every position, in the runs' order, as the fields of one message
+/// (append_field: trivially copyable results as their bytes, others with their length first).
 template <class R>
 struct map_kind {
-  static void append(std::string& out, const R& value) {
-    if constexpr (travels_raw<R>) {
-      append_bytes(out, value);
-    } else {
-      const std::string bytes = to_bytes(value);
-      const std::uint64_t length = bytes.size();
-      out.append(reinterpret_cast<const char*>(&length), sizeof length);
-      out += bytes;
-    }
-  }
+  static void append(std::string& out, const R& value) { append_field(out, value); }
   static std::vector<R> results(const checkpoint_record& record) {
     const auto n = static_cast<std::size_t>(record.items());
     std::vector<R> out;
     out.reserve(n);
-    const char* at = record.payload.data();
-    const char* const end = at + record.payload.size();
-    for (std::size_t k = 0; k < n; ++k) {
-      std::uint64_t length = sizeof(R);
-      if constexpr (!travels_raw<R>) {
-        if (end - at < static_cast<std::ptrdiff_t>(sizeof length)) break;
-        std::memcpy(&length, at, sizeof length);
-        at += sizeof length;
-      }
-      if (static_cast<std::uint64_t>(end - at) < length) break;
-      out.push_back(from_bytes<R>(at, length));
-      at += length;
+    byte_reader in(std::string_view(record.payload));
+    try {
+      while (out.size() < n) out.push_back(in.get<R>());
+    } catch (const error&) {  // a field past the end
     }
-    if (out.size() != n || at != end)
+    if (out.size() != n || !in.done())
       throw error("mpiproc: a checkpoint's results do not match its positions (another result type?)");
     return out;
   }

@@ -1,17 +1,14 @@
 #pragma once
 
-// Moving values between ranks: trivially copyable types travel as raw MPI data (no serialization
-// cost; ranks are assumed to share one data layout), every other type through Boost.Serialization.
+// The collectives that move values between ranks: trivially copyable types as raw MPI data (no
+// encoding cost; ranks are assumed to share one data layout), every other type as its bytes
+// (detail/bytes.hpp, the one encoding) in plain MPI calls.
 
+#include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/error.hpp>
 
-#include <boost/mpi/collectives.hpp>
-#include <boost/mpi/communicator.hpp>
-#include <boost/mpi/exception.hpp>
-#include <boost/serialization/string.hpp>
-#include <boost/serialization/utility.hpp>
-#include <boost/serialization/vector.hpp>
+#include <mpi.h>
 
 #include <climits>
 #include <cstdint>
@@ -26,13 +23,11 @@ namespace mpiproc::detail {
 /// Gather/reduce targets: a rank number, or every rank.
 inline constexpr int all_ranks = -1;
 
-template <class T>
-inline constexpr bool travels_raw = std::is_trivially_copyable_v<T>;
-
 /// The predefined MPI datatype of an arithmetic type, or MPI_DATATYPE_NULL.
 template <class T>
 MPI_Datatype builtin_type() noexcept {
   if constexpr (std::is_same_v<T, bool>) return MPI_CXX_BOOL;
+  else if constexpr (std::is_same_v<T, std::byte>) return MPI_BYTE;
   else if constexpr (std::is_same_v<T, float>) return MPI_FLOAT;
   else if constexpr (std::is_same_v<T, double>) return MPI_DOUBLE;
   else if constexpr (std::is_same_v<T, long double>) return MPI_LONG_DOUBLE;
@@ -67,16 +62,6 @@ MPI_Datatype raw_type() {
   return type;
 }
 
-/// Runs a Boost.MPI call, turning its exceptions into mpi_error.
-template <class F>
-decltype(auto) boost_mpi_call(F&& f) {
-  try {
-    return std::forward<F>(f)();
-  } catch (const boost::mpi::exception& e) {
-    throw mpi_error(e.routine(), e.result_code());
-  }
-}
-
 inline int checked_count(std::size_t n, const char* what) {
   if (n > static_cast<std::size_t>(INT_MAX))
     throw usage_error(std::string(what) + ": more than 2^31 - 1 items on one rank for a single MPI message");
@@ -105,8 +90,15 @@ void broadcast(MPI_Comm comm, std::vector<T>& items, int root) {
     items.resize(n);
     MPIPROC_CHECK(MPI_Bcast(items.data(), checked_count(n, "broadcast"), raw_type<T>(), root, comm));
   } else {
-    boost::mpi::communicator bc(comm, boost::mpi::comm_attach);
-    boost_mpi_call([&] { boost::mpi::broadcast(bc, items, root); });
+    int rank = 0;
+    MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
+    std::string bytes;
+    if (rank == root) bytes = to_bytes(items);
+    std::uint64_t n = bytes.size();
+    MPIPROC_CHECK(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm));
+    bytes.resize(n);
+    MPIPROC_CHECK(MPI_Bcast(bytes.data(), checked_count(n, "broadcast"), MPI_BYTE, root, comm));
+    if (rank != root) items = from_bytes<std::vector<T>>(bytes);
   }
 }
 
@@ -125,13 +117,31 @@ std::vector<T> gather(MPI_Comm comm, const T& value, int root) {
     else
       MPIPROC_CHECK(MPI_Gather(&value, 1, raw_type<T>(), out.data(), 1, raw_type<T>(), root, comm));
   } else {
-    boost::mpi::communicator bc(comm, boost::mpi::comm_attach);
-    boost_mpi_call([&] {
-      if (root == all_ranks)
-        boost::mpi::all_gather(bc, value, out);
-      else
-        boost::mpi::gather(bc, value, out, root);
-    });
+    const std::string mine = to_bytes(value);
+    // Every rank learns every length, so that all refuse an oversized gather together.
+    const std::vector<int> lengths = gather(comm, checked_count(mine.size(), "gather"), all_ranks);
+    std::vector<int> displs(lengths.size());
+    std::int64_t total = lengths.empty() ? 0 : lengths[0];
+    for (std::size_t r = 1; r < lengths.size(); ++r) {
+      displs[r] = static_cast<int>(total);
+      total += lengths[r];
+      if (total > INT_MAX)
+        throw usage_error("mpiproc: gathering " + std::to_string(total) +
+                          " bytes of values exceeds MPI's 2^31 - 1 per call; use map_reduce, or map smaller ranges");
+    }
+    std::string all;
+    if (root == all_ranks || rank == root) all.resize(static_cast<std::size_t>(total));
+    if (root == all_ranks)
+      MPIPROC_CHECK(MPI_Allgatherv(mine.data(), lengths[static_cast<std::size_t>(rank)], MPI_BYTE, all.data(),
+                                   lengths.data(), displs.data(), MPI_BYTE, comm));
+    else
+      MPIPROC_CHECK(MPI_Gatherv(mine.data(), lengths[static_cast<std::size_t>(rank)], MPI_BYTE, all.data(),
+                                lengths.data(), displs.data(), MPI_BYTE, root, comm));
+    if (root == all_ranks || rank == root) {
+      out.reserve(lengths.size());
+      for (std::size_t r = 0; r < lengths.size(); ++r)
+        out.push_back(from_bytes<T>(all.data() + displs[r], static_cast<std::size_t>(lengths[r])));
+    }
   }
   return out;
 }
