@@ -1,3 +1,5 @@
+#include "service_endpoint.hpp"
+
 #include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/dict_store.hpp>
 
@@ -112,21 +114,25 @@ std::uint64_t hash_of(const std::string& bytes) {
 }  // namespace
 
 dict_store::dict_store(const communicator& comm)
-    : segment_(std::make_unique<shared_segment>(
+    : endpoint_(std::make_unique<service_endpoint>(
           comm, 0, nullptr, [part = std::make_shared<partition>()](int, const std::string& request) -> std::optional<std::string> {
             return part->answer(request);
           })) {}
 
-shared_segment& dict_store::segment() const {
-  if (!segment_) throw usage_error("mpiproc::shared_dict: used after it was moved from");
-  return *segment_;
+dict_store::~dict_store() = default;
+dict_store::dict_store(dict_store&&) noexcept = default;
+dict_store& dict_store::operator=(dict_store&&) noexcept = default;
+
+service_endpoint& dict_store::endpoint() const {
+  if (!endpoint_) throw usage_error("mpiproc::shared_dict: used after it was moved from");
+  return *endpoint_;
 }
 
 int dict_store::owner(const std::string& key) const {
-  return static_cast<int>(hash_of(key) % static_cast<std::uint64_t>(segment().size()));
+  return static_cast<int>(hash_of(key) % static_cast<std::uint64_t>(endpoint().size()));
 }
 
-std::string dict_store::ask(int rank, const std::string& request) { return *segment().call(rank, request); }
+std::string dict_store::ask(int rank, const std::string& request) { return *endpoint().call(rank, request); }
 
 dict_store::found dict_store::get(const std::string& key) {
   byte_reader in(ask(owner(key), byte_writer().number(op_get).bytes(key).take()));
@@ -156,12 +162,12 @@ bool dict_store::erase(const std::string& key) {
 
 std::uint64_t dict_store::size() {
   std::uint64_t total = 0;
-  for (int r = 0; r < segment().size(); ++r) total += byte_reader(ask(r, byte_writer().number(op_size).take())).number();
+  for (int r = 0; r < endpoint().size(); ++r) total += byte_reader(ask(r, byte_writer().number(op_size).take())).number();
   return total;
 }
 
 void dict_store::clear() {
-  for (int r = 0; r < segment().size(); ++r) ask(r, byte_writer().number(op_clear).take());
+  for (int r = 0; r < endpoint().size(); ++r) ask(r, byte_writer().number(op_clear).take());
 }
 
 std::optional<std::string> dict_store::pop(const std::string& key) {
@@ -171,9 +177,9 @@ std::optional<std::string> dict_store::pop(const std::string& key) {
 }
 
 std::optional<std::pair<std::string, std::string>> dict_store::popitem() {
-  const int n = segment().size();
+  const int n = endpoint().size();
   for (int k = 0; k < n; ++k) {  // the calling rank first: ranks popping at once ask different owners
-    byte_reader in(ask((segment().rank() + k) % n, byte_writer().number(op_popitem).take()));
+    byte_reader in(ask((endpoint().rank() + k) % n, byte_writer().number(op_popitem).take()));
     if (!in.number()) continue;
     std::string key = in.bytes();
     return std::pair{std::move(key), in.bytes()};
@@ -187,7 +193,7 @@ std::string dict_store::setdefault(const std::string& key, const std::string& va
 
 std::vector<std::pair<std::string, std::string>> dict_store::entries() {
   std::vector<std::pair<std::string, std::string>> all;
-  for (int r = 0; r < segment().size(); ++r) {
+  for (int r = 0; r < endpoint().size(); ++r) {
     byte_reader in(ask(r, byte_writer().number(op_entries).number(want_keys | want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) {
       std::string key = in.bytes();
@@ -199,7 +205,7 @@ std::vector<std::pair<std::string, std::string>> dict_store::entries() {
 
 std::vector<std::string> dict_store::keys_or_values(bool keys) {
   std::vector<std::string> all;
-  for (int r = 0; r < segment().size(); ++r) {
+  for (int r = 0; r < endpoint().size(); ++r) {
     byte_reader in(ask(r, byte_writer().number(op_entries).number(keys ? want_keys : want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) all.push_back(in.bytes());
   }

@@ -1,3 +1,5 @@
+#include "service_endpoint.hpp"
+
 #include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/list_store.hpp>
 
@@ -267,18 +269,22 @@ slice_bounds slice_bounds::of(std::optional<std::int64_t> start, std::optional<s
 }
 
 list_store::list_store(const communicator& comm, const std::vector<std::string>& initial, item_order order)
-    : segment_(std::make_unique<shared_segment>(
+    : endpoint_(std::make_unique<service_endpoint>(
           comm, 0, nullptr,
           [list = std::make_shared<sequence>(sequence{initial, std::move(order), 1})](
               int, const std::string& request) -> std::optional<std::string> { return list->answer(request); })) {}
 
-shared_segment& list_store::segment() const {
-  if (!segment_) throw usage_error("mpiproc::shared_list: used after it was moved from");
-  return *segment_;
+list_store::~list_store() = default;
+list_store::list_store(list_store&&) noexcept = default;
+list_store& list_store::operator=(list_store&&) noexcept = default;
+
+service_endpoint& list_store::endpoint() const {
+  if (!endpoint_) throw usage_error("mpiproc::shared_list: used after it was moved from");
+  return *endpoint_;
 }
 
 std::string list_store::ask(const std::string& request) {
-  std::string answer = *segment().call(0, request);
+  std::string answer = *endpoint().call(0, request);
   byte_reader in(answer);
   const std::uint64_t status = in.number();
   if (status == answer_value_error) throw value_error(in.bytes());

@@ -65,12 +65,12 @@ struct mailbox {
 
 queue_mailbox::queue_mailbox(const communicator& comm, std::uint64_t capacity, bool joinable)
     : joinable_(joinable),
-      segment_(comm, 0, nullptr, [box = std::make_shared<mailbox>(mailbox{{}, capacity, false, 0})](int, const std::string& request) {
+      endpoint_(comm, 0, nullptr, [box = std::make_shared<mailbox>(mailbox{{}, capacity, false, 0})](int, const std::string& request) {
         return box->answer(request);
       }) {}
 
 std::string queue_mailbox::ask(const std::string& request, const deadline& until) {
-  auto answer = segment_.call(0, request, until);
+  auto answer = endpoint_.call(0, request, until);
   return answer ? *answer : byte_writer().number(got_nothing).take();
 }
 

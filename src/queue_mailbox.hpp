@@ -1,7 +1,8 @@
 #pragma once
 
+#include "service_endpoint.hpp"
+
 #include <mpiproc/detail/queue_core.hpp>
-#include <mpiproc/detail/shared_segment.hpp>
 
 namespace mpiproc::detail {
 
@@ -27,7 +28,7 @@ class queue_mailbox : public queue_core {
   std::string ask(const std::string& request, const deadline& until = std::nullopt);
 
   bool joinable_;
-  shared_segment segment_;
+  service_endpoint endpoint_;
 };
 
 }  // namespace mpiproc::detail

@@ -2,6 +2,7 @@
 
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/peer_failed.hpp>
+#include <mpiproc/detail/poller.hpp>
 
 #include <atomic>
 #include <map>
@@ -50,6 +51,26 @@ int release_all(MPI_Comm, int, void*, void*) {
 
 peer_failed::peer_failed(int rank)
     : error("rank " + std::to_string(rank) + " failed while this rank waited on shared state"), rank_(rank) {}
+
+bool release_vote::all_free(MPI_Comm comm) noexcept {
+  const int mine = 0;
+  int any_abandoned = 1;
+  MPI_Request pending = MPI_REQUEST_NULL;
+  if (MPI_Iallreduce(&mine, &any_abandoned, 1, MPI_INT, MPI_MAX, comm, &pending) != MPI_SUCCESS) return false;
+  try {
+    complete_by(pending, std::nullopt);
+  } catch (...) {
+    return false;
+  }
+  return any_abandoned == 0;
+}
+
+void release_vote::abandon(MPI_Comm comm) noexcept {
+  if (abandoned_) return;
+  abandoned_ = true;
+  vote_ = 1;
+  MPI_Iallreduce(&vote_, &result_, 1, MPI_INT, MPI_MAX, comm, &request_);
+}
 
 std::uint64_t enroll(MPI_Comm comm, std::shared_ptr<registered> thing) {
   auto& r = the_registry();

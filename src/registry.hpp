@@ -25,6 +25,24 @@ class registered {
   virtual void poison(int /*failed_rank*/) noexcept {}
 };
 
+/// How a collective object ends on every rank together, or on none: its ranks vote, and a rank
+/// that leaves while an exception unwinds (abandon) votes no without waiting for the others, so
+/// that their vote does not wait for it; the object then stays until MPI_Finalize. Keep the vote
+/// alive until then once abandoned: MPI still writes its buffers.
+class release_vote {
+ public:
+  /// Collective but never stranded (polled): whether every rank frees the object.
+  bool all_free(MPI_Comm comm) noexcept;
+  /// Not collective: this rank votes no.
+  void abandon(MPI_Comm comm) noexcept;
+  bool abandoned() const noexcept { return abandoned_; }
+
+ private:
+  bool abandoned_ = false;
+  int vote_ = 0, result_ = 0;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
 /// Keeps `thing` (alive) until withdraw(id) or MPI_Finalize; `comm` is the communicator it was made
 /// on, for break_shared_state. Returns the id for withdraw.
 std::uint64_t enroll(MPI_Comm comm, std::shared_ptr<registered> thing);

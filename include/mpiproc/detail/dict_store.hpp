@@ -1,6 +1,6 @@
 #pragma once
 
-#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/communicator.hpp>
 
 #include <mpi.h>
 
@@ -12,6 +12,8 @@
 #include <vector>
 
 namespace mpiproc::detail {
+
+class service_endpoint;
 
 /// The untyped part of a shared dict: keys and values as bytes, each key kept by the rank its hash
 /// picks, in that rank's memory, served by its service thread (so a busy owner still answers).
@@ -26,6 +28,9 @@ class dict_store {
 
   /// Collective over `comm`.
   explicit dict_store(const communicator& comm);
+  ~dict_store();
+  dict_store(dict_store&&) noexcept;
+  dict_store& operator=(dict_store&&) noexcept;
 
   found get(const std::string& key);
   void set(const std::string& key, const std::string& value);
@@ -52,9 +57,9 @@ class dict_store {
   int owner(const std::string& key) const;
   std::string ask(int rank, const std::string& request);
 
-  shared_segment& segment() const;
+  service_endpoint& endpoint() const;
 
-  std::unique_ptr<shared_segment> segment_;  // held by pointer: the store moves, the segment stays put
+  std::unique_ptr<service_endpoint> endpoint_;  // held by pointer: the store moves, the endpoint stays put
 };
 
 }  // namespace mpiproc::detail

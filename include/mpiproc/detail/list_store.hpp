@@ -1,6 +1,6 @@
 #pragma once
 
-#include <mpiproc/detail/shared_segment.hpp>
+#include <mpiproc/communicator.hpp>
 
 #include <mpi.h>
 
@@ -13,6 +13,8 @@
 #include <vector>
 
 namespace mpiproc::detail {
+
+class service_endpoint;
 
 /// What the owner of a list needs to know of the item type to compare items as the type does
 /// (T's == and <, not their bytes: 0.0 == -0.0, and a serialized item's bytes may differ for equal
@@ -42,6 +44,9 @@ class list_store {
  public:
   /// Collective over `comm`; rank 0's `initial` items are the list's, compared with `order`.
   list_store(const communicator& comm, const std::vector<std::string>& initial, item_order order = {});
+  ~list_store();
+  list_store(list_store&&) noexcept;
+  list_store& operator=(list_store&&) noexcept;
 
   void append(const std::string& item);
   void extend(const std::vector<std::string>& items);
@@ -80,9 +85,9 @@ class list_store {
  private:
   std::string ask(const std::string& request);
 
-  shared_segment& segment() const;
+  service_endpoint& endpoint() const;
 
-  std::unique_ptr<shared_segment> segment_;  // held by pointer: the store moves, the segment stays put
+  std::unique_ptr<service_endpoint> endpoint_;  // held by pointer: the store moves, the endpoint stays put
 };
 
 }  // namespace mpiproc::detail

@@ -10,12 +10,18 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mpiproc::detail {
+
+class service_endpoint;
+namespace segment_ops {
+struct request;
+struct reply;
+}  // namespace segment_ops
 
 /// What a wait waits for: (word & mask) == value, != value, or >= value (unsigned).
 enum class wait_test : std::uint64_t { equal, not_equal, at_least };
@@ -34,9 +40,9 @@ enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 ///   it (another pid namespace), or with MPIPROC_SHARED_MEMORY=window, an MPI_Win_allocate_shared
 ///   window instead (Open MPI names its file in /dev/shm until every rank has mapped it).
 /// - messages: ranks on several nodes, where one-sided MPI over plain TCP does not work with Open
-///   MPI's defaults; one thread per process serves the requests for every segment it holds memory
-///   for, so requests are served while the rank computes, and keeps waits until they hold. Needs
-///   MPI_THREAD_MULTIPLE.
+///   MPI's defaults; each rank's memory is served by a service_endpoint (src/service_endpoint.hpp):
+///   one thread per process answers the requests while the rank computes, and keeps waits until
+///   they hold. Needs MPI_THREAD_MULTIPLE.
 /// MPIPROC_TRANSPORT=messages forces messages on one node too (for tests and benchmarks).
 ///
 /// Its messages travel on the duplicate that all objects of the communicator share, on tags of
@@ -46,15 +52,8 @@ enum class wait_test : std::uint64_t { equal, not_equal, at_least };
 /// take() use 8-byte words. A segment is for one thread of each rank at a time.
 class shared_segment {
  public:
-  /// Answers call()s to this rank: gets the calling rank and the request, returns the answer, or
-  /// nothing to keep the call until a later call changes what it answers (it is asked again after
-  /// each, kept calls in arrival order). Runs on the service thread, one call at a time; what it
-  /// throws reaches the caller as an error (key_error and index_error as themselves).
-  using handler = std::function<std::optional<std::string>(int source, const std::string& request)>;
-
   /// Collective over `comm`: this rank contributes `bytes` bytes, a copy of `initial` or zeroed.
-  /// With a handler (on every rank) it takes the messages path.
-  shared_segment(const communicator& comm, std::size_t bytes, const void* initial = nullptr, handler answer = {});
+  shared_segment(const communicator& comm, std::size_t bytes, const void* initial = nullptr);
   /// Collective (see release()); while an exception unwinds, abandon() instead.
   ~shared_segment();
   shared_segment(const shared_segment&) = delete;
@@ -88,10 +87,6 @@ class shared_segment {
   bool wait(int rank, std::size_t offset, std::uint64_t mask, wait_test test, std::uint64_t value,
             const deadline& until);
 
-  /// Sends `request` to `rank`'s handler and returns its answer (both at most 1 GiB); nothing if
-  /// the handler kept the call past the deadline. Throws peer_failed if the segment broke.
-  std::optional<std::string> call(int rank, const std::string& request, const deadline& until = std::nullopt);
-
   /// Plain (not atomic as a whole) copies of bytes.
   void read(int rank, std::size_t offset, void* out, std::size_t bytes);
   void write(int rank, std::size_t offset, const void* in, std::size_t bytes);
@@ -118,7 +113,15 @@ class shared_segment {
   struct state;
 
  private:
-  std::shared_ptr<state> state_;  // also held by the release at MPI_Finalize until this one frees it
+  void check(int target, const segment_ops::request& r) const;
+  segment_ops::reply apply_to(int target, const segment_ops::request& r, const void* payload = nullptr,
+                              void* result = nullptr);
+  bool wait_for(int target, const segment_ops::request& r, const deadline& until);
+
+  int rank_ = 0;
+  std::vector<std::size_t> sizes_;  // what each rank contributed
+  std::shared_ptr<state> local_;    // the shared path's memory; also held by the registry to the end
+  std::unique_ptr<service_endpoint> remote_;  // the messages path
 };
 
 }  // namespace mpiproc::detail

@@ -1,4 +1,4 @@
-#include "segment_service.hpp"
+#include "service_thread.hpp"
 
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/error.hpp>
@@ -18,8 +18,8 @@ using namespace segment_ops;
 
 namespace {
 
-// The messages path's service: one thread per process answers the requests for every segment
-// whose memory this process holds. It starts with the first such segment and ends with the last.
+// One thread per process answers the requests for every endpoint this process serves. It starts
+// with the first and ends with the last.
 
 class service {
  public:
@@ -28,9 +28,9 @@ class service {
     return s;
   }
 
-  /// Starts serving `memory` to the ranks of `comm`; the future is ready once a stop request
-  /// (sent by this process to itself) has been handled.
-  std::future<void> add(MPI_Comm comm, int tags, std::byte* memory, shared_segment::handler handler) {
+  /// Starts serving `memory` and `handler` to the ranks of `comm`; the future is ready once a stop
+  /// request (sent by this process to itself) has been handled.
+  std::future<void> add(MPI_Comm comm, int tags, std::byte* memory, call_handler handler) {
     auto e = std::make_unique<entry>();
     e->comm = comm;
     e->tags = tags;
@@ -62,9 +62,9 @@ class service {
   };
   struct entry {
     MPI_Comm comm = MPI_COMM_NULL;
-    int tags = 0;  // the first of the segment's tags on `comm`
+    int tags = 0;  // the first of the endpoint's tags on `comm`
     std::byte* memory = nullptr;
-    shared_segment::handler handler;  // answers op_call
+    call_handler handler;  // answers op_call
     request incoming;
     MPI_Request pending = MPI_REQUEST_NULL;
     std::list<waiter> waits;     // in arrival order
@@ -80,7 +80,7 @@ class service {
       e.pending = MPI_REQUEST_NULL;
   }
 
-  /// A message to or from `peer` failed: nobody may wait on this segment for an answer that
+  /// A message to or from `peer` failed: nobody may wait on this endpoint for an answer that
   /// cannot come, so it breaks as if `peer` had failed (see op_break); every wait held, and every
   /// later one that would block, ends with peer_failed naming it.
   static void fail(entry& e, int peer) noexcept {
@@ -93,7 +93,7 @@ class service {
     for (const kept_call& c : calls) answer_call(e, c.source, broken_mark(e), broken_answer);
   }
 
-  /// Sends an answer; a failed send breaks the segment (see fail).
+  /// Sends an answer; a failed send breaks the endpoint (see fail).
   static void answer(entry& e, int to, const reply& out) noexcept {
     if (MPI_Send(&out, sizeof(reply), MPI_BYTE, to, e.tags + reply_tag, e.comm) != MPI_SUCCESS) fail(e, to);
   }
@@ -106,7 +106,7 @@ class service {
       fail(e, to);
   }
 
-  /// Receives a request's payload; false (the segment broken) if that failed.
+  /// Receives a request's payload; false (the endpoint broken) if that failed.
   static bool receive_payload(entry& e, int from, void* into, std::uint64_t bytes) noexcept {
     if (MPI_Recv(into, static_cast<int>(bytes), MPI_BYTE, from, e.tags + write_payload_tag, e.comm,
                  MPI_STATUS_IGNORE) == MPI_SUCCESS)
@@ -291,7 +291,7 @@ class service {
 
 }  // namespace
 
-std::future<void> serve(MPI_Comm comm, int tags, std::byte* memory, shared_segment::handler handler) {
+std::future<void> serve(MPI_Comm comm, int tags, std::byte* memory, call_handler handler) {
   return service::instance().add(comm, tags, memory, std::move(handler));
 }
 
