@@ -226,23 +226,32 @@ int shared_segment::rank() const noexcept { return rank_; }
 int shared_segment::size() const noexcept { return static_cast<int>(sizes_.size()); }
 std::size_t shared_segment::bytes(int rank) const { return sizes_.at(static_cast<std::size_t>(rank)); }
 
-void shared_segment::check(int target, const request& r) const {
+void shared_segment::refuse(int target, const request& r) const {
   if (!usable())
     throw usage_error("mpiproc: shared state used after its communicator was released (the MPI environment ended)");
   if (target < 0 || target >= size())
     throw usage_error("mpiproc: shared state on rank " + std::to_string(target) + " of a communicator of " +
                       std::to_string(size()));
-  const std::uint64_t extent = (r.kind == op_read || r.kind == op_write) ? r.a : r.width;
-  if (r.offset + extent > sizes_[static_cast<std::size_t>(target)] || r.offset % r.width != 0)
-    throw usage_error("mpiproc: shared state access out of bounds");
+  throw usage_error("mpiproc: shared state access out of bounds (" + std::to_string(r.offset) + " on rank " +
+                    std::to_string(target) + ")");
 }
 
-reply shared_segment::apply_to(int target, const request& r, const void* payload, void* result) {
+// On every operation, so kept to a few compares; the error's words are built in refuse().
+inline void shared_segment::check(int target, const request& r) const {
+  const std::uint64_t extent = (r.kind == op_read || r.kind == op_write) ? r.a : r.width;
+  const bool fine = (local_ ? !local_->released : remote_->usable()) &&
+                    static_cast<std::size_t>(target) < sizes_.size() &&
+                    r.offset + extent <= sizes_[static_cast<std::size_t>(target)] && r.offset % r.width == 0;
+  if (!fine) [[unlikely]]
+    refuse(target, r);
+}
+
+inline reply shared_segment::apply_to(int target, const request& r, const void* payload, void* result) {
   check(target, r);
   return remote_ ? remote_->ask(target, r, payload, result) : local_->apply_here(target, r, payload, result);
 }
 
-bool shared_segment::wait_for(int target, const request& r, const deadline& until) {
+inline bool shared_segment::wait_for(int target, const request& r, const deadline& until) {
   check(target, r);
   return remote_ ? remote_->wait(target, r, until) : local_->wait(target, r, until);
 }

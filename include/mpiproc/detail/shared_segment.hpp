@@ -114,6 +114,7 @@ class shared_segment {
 
  private:
   void check(int target, const segment_ops::request& r) const;
+  [[noreturn, gnu::cold]] void refuse(int target, const segment_ops::request& r) const;
   segment_ops::reply apply_to(int target, const segment_ops::request& r, const void* payload = nullptr,
                               void* result = nullptr);
   bool wait_for(int target, const segment_ops::request& r, const deadline& until);
