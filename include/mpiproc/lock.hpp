@@ -2,6 +2,7 @@
 
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/detail/clock.hpp>
+#include <mpiproc/detail/python_lock_names.hpp>
 
 #include <chrono>
 #include <memory>
@@ -14,8 +15,8 @@ class lock_algorithm;
 
 /// Mutual exclusion across the ranks of a communicator (Python's multiprocessing.Lock). Meets the
 /// standard Lockable and TimedLockable requirements: std::lock_guard, std::unique_lock and
-/// std::scoped_lock work. Held by a rank, not a thread: use it from one thread of each rank at a
-/// time.
+/// std::scoped_lock work, and Python's acquire() and release() (detail::python_lock_names). Held by
+/// a rank, not a thread: use it from one thread of each rank at a time.
 ///
 /// Fairness: ranks that wait queue in arrival order, and none starves. Across nodes the owner's
 /// service hands the lock to the queue's head on every unlock. On one node, a rank that finds the
@@ -23,7 +24,7 @@ class lock_algorithm;
 /// cores a strict hand-off would wait for the next rank in line to be scheduled at every unlock,
 /// far slower (the README's benchmark section gives the figures). Once the queue's head has
 /// waited 1 ms, the lock switches to strict hand-off until the queue drains.
-class mutex {
+class mutex : public detail::python_lock_names<mutex> {
  public:
   /// Collective over `comm`.
   explicit mutex(const communicator& comm);
@@ -54,19 +55,6 @@ class mutex {
   /// Whether this rank holds the lock.
   bool held() const noexcept { return held_; }
 
-  /// Python's acquire(blocking=True): lock() and true, or try_lock() when not blocking.
-  bool acquire(bool blocking = true) {
-    if (!blocking) return try_lock();
-    lock();
-    return true;
-  }
-  /// Python's acquire(timeout=t): try_lock_for(t).
-  template <class Rep, class Period>
-  bool acquire(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_for(timeout);
-  }
-  /// Python's release(): unlock() (usage_error if this rank does not hold the lock).
-  void release() { unlock(); }
   /// Python's locked(): whether some rank holds the lock or is being handed it now (stale as soon
   /// as it returns while other ranks use the lock).
   bool locked();

@@ -5,8 +5,9 @@
 namespace mpiproc {
 
 /// A lock the holding rank may take again (Python's multiprocessing.RLock); it is free once the
-/// holder has unlocked it as many times as it locked it. Lockable and TimedLockable.
-class recursive_mutex {
+/// holder has unlocked it as many times as it locked it. Lockable and TimedLockable, with Python's
+/// acquire() and release().
+class recursive_mutex : public detail::python_lock_names<recursive_mutex> {
  public:
   /// Collective over `comm`.
   explicit recursive_mutex(const communicator& comm) : lock_(comm) {}
@@ -32,17 +33,6 @@ class recursive_mutex {
   }
   /// Throws usage_error if this rank does not hold it.
   void unlock();
-  /// Python's acquire(blocking=True) / acquire(timeout=t) and release().
-  bool acquire(bool blocking = true) {
-    if (!blocking) return try_lock();
-    lock();
-    return true;
-  }
-  template <class Rep, class Period>
-  bool acquire(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_for(timeout);
-  }
-  void release() { unlock(); }
   /// Whether this rank holds it, and how many times over.
   bool held() const noexcept { return depth_ > 0; }
   unsigned depth() const noexcept { return depth_; }
