@@ -141,6 +141,24 @@ TEST(Map, ItemsLikePoolMap) {
   }
 }
 
+TEST(Map, OtherRanksItemsAreReplacedByTheSources) {
+  // The items are decoded into the vector each rank passed: whatever a rank had there (more
+  // items, longer ones, nested vectors) must give way to rank 0's, call after call.
+  for (int call = 0; call < 3; ++call) {
+    std::vector<std::vector<std::string>> items;
+    if (world().rank() == 0)
+      items = {{"a"}, {}, {"b", "c"}};
+    else
+      items.assign(5 + static_cast<std::size_t>(call), {"left over", "from this rank", "that rank 0 never sent"});
+    const auto sizes = mpiproc::map(world(), items, [](const std::vector<std::string>& v) {
+      std::string joined;
+      for (const auto& w : v) joined += w;
+      return joined;
+    });
+    EXPECT_EQ(sizes, (std::vector<std::string>{"a", "", "bc"})) << "call " << call;
+  }
+}
+
 TEST(Map, BooleanResults) {
   // std::vector<bool> packs bits; it must still come back whole and in order.
   for (const auto& s : all_schedules()) {

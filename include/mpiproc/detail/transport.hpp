@@ -10,7 +10,9 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <climits>
+#include <iterator>
 #include <cstdint>
 #include <numeric>
 #include <string>
@@ -62,6 +64,17 @@ MPI_Datatype raw_type() {
   return type;
 }
 
+/// A buffer for a collective's bytes, kept by the thread between calls (two: `Which` 0 and 1):
+/// a fresh one of megabytes costs a page fault per 4 KiB, more than the encoding itself. It holds
+/// the most a call needed, up to 64 MiB; beyond that the room is given back at the next call.
+template <int Which>
+std::string& reused_buffer() {
+  thread_local std::string buffer;
+  if (buffer.capacity() > (std::size_t{64} << 20)) std::string().swap(buffer);
+  buffer.clear();
+  return buffer;
+}
+
 inline int checked_count(std::size_t n, const char* what) {
   if (n > static_cast<std::size_t>(INT_MAX))
     throw usage_error(std::string(what) + ": more than 2^31 - 1 items on one rank for a single MPI message");
@@ -90,16 +103,53 @@ void broadcast(MPI_Comm comm, std::vector<T>& items, int root) {
     items.resize(n);
     MPIPROC_CHECK(MPI_Bcast(items.data(), checked_count(n, "broadcast"), raw_type<T>(), root, comm));
   } else {
-    int rank = 0;
+    int rank = 0, size = 1;
     MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
-    std::string bytes;
-    if (rank == root) bytes = to_bytes(items);
+    MPIPROC_CHECK(MPI_Comm_size(comm, &size));
+    if (size == 1) return;
+    std::string& bytes = reused_buffer<0>();
+    if (rank == root) append_bytes(bytes, items);
     std::uint64_t n = bytes.size();
     MPIPROC_CHECK(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm));
     bytes.resize(n);
     MPIPROC_CHECK(MPI_Bcast(bytes.data(), checked_count(n, "broadcast"), MPI_BYTE, root, comm));
-    if (rank != root) items = from_bytes<std::vector<T>>(bytes);
+    if (rank != root) decode_into(items, bytes.data(), bytes.size());
   }
+}
+
+/// Collective: every rank's `mine` bytes, concatenated in rank order on `root` (or every rank for
+/// all_ranks), with each rank's length and place there; elsewhere nothing.
+struct gathered_bytes {
+  const std::string& all;
+  std::vector<int> lengths, places;
+};
+inline gathered_bytes gather_bytes(MPI_Comm comm, const std::string& mine, int root) {
+  int rank = 0;
+  MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
+  int size = 1;
+  MPIPROC_CHECK(MPI_Comm_size(comm, &size));
+  // Every rank learns every length, so that all refuse an oversized gather together.
+  const int length = checked_count(mine.size(), "gather");
+  std::vector<int> lengths(static_cast<std::size_t>(size));
+  MPIPROC_CHECK(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, comm));
+  std::vector<int> places(lengths.size());
+  std::int64_t total = lengths.empty() ? 0 : lengths[0];
+  for (std::size_t r = 1; r < lengths.size(); ++r) {
+    places[r] = static_cast<int>(total);
+    total += lengths[r];
+    if (total > INT_MAX)
+      throw usage_error("mpiproc: gathering " + std::to_string(total) +
+                        " bytes of values exceeds MPI's 2^31 - 1 per call; use map_reduce, or map smaller ranges");
+  }
+  std::string& all = reused_buffer<1>();
+  if (root == all_ranks || rank == root) all.resize(static_cast<std::size_t>(total));
+  const int count = lengths[static_cast<std::size_t>(rank)];
+  if (root == all_ranks)
+    MPIPROC_CHECK(MPI_Allgatherv(mine.data(), count, MPI_BYTE, all.data(), lengths.data(), places.data(), MPI_BYTE, comm));
+  else
+    MPIPROC_CHECK(
+        MPI_Gatherv(mine.data(), count, MPI_BYTE, all.data(), lengths.data(), places.data(), MPI_BYTE, root, comm));
+  return {all, std::move(lengths), std::move(places)};
 }
 
 /// Collective: one value from every rank, in rank order, on `root` (or on every rank if root is
@@ -117,30 +167,17 @@ std::vector<T> gather(MPI_Comm comm, const T& value, int root) {
     else
       MPIPROC_CHECK(MPI_Gather(&value, 1, raw_type<T>(), out.data(), 1, raw_type<T>(), root, comm));
   } else {
-    const std::string mine = to_bytes(value);
-    // Every rank learns every length, so that all refuse an oversized gather together.
-    const std::vector<int> lengths = gather(comm, checked_count(mine.size(), "gather"), all_ranks);
-    std::vector<int> displs(lengths.size());
-    std::int64_t total = lengths.empty() ? 0 : lengths[0];
-    for (std::size_t r = 1; r < lengths.size(); ++r) {
-      displs[r] = static_cast<int>(total);
-      total += lengths[r];
-      if (total > INT_MAX)
-        throw usage_error("mpiproc: gathering " + std::to_string(total) +
-                          " bytes of values exceeds MPI's 2^31 - 1 per call; use map_reduce, or map smaller ranges");
+    if (size == 1) {
+      out.push_back(value);
+      return out;
     }
-    std::string all;
-    if (root == all_ranks || rank == root) all.resize(static_cast<std::size_t>(total));
-    if (root == all_ranks)
-      MPIPROC_CHECK(MPI_Allgatherv(mine.data(), lengths[static_cast<std::size_t>(rank)], MPI_BYTE, all.data(),
-                                   lengths.data(), displs.data(), MPI_BYTE, comm));
-    else
-      MPIPROC_CHECK(MPI_Gatherv(mine.data(), lengths[static_cast<std::size_t>(rank)], MPI_BYTE, all.data(),
-                                lengths.data(), displs.data(), MPI_BYTE, root, comm));
+    std::string& mine = reused_buffer<0>();
+    append_bytes(mine, value);
+    const gathered_bytes in = gather_bytes(comm, mine, root);
     if (root == all_ranks || rank == root) {
-      out.reserve(lengths.size());
-      for (std::size_t r = 0; r < lengths.size(); ++r)
-        out.push_back(from_bytes<T>(all.data() + displs[r], static_cast<std::size_t>(lengths[r])));
+      out.resize(in.lengths.size());
+      for (std::size_t r = 0; r < out.size(); ++r)
+        decode_into(out[r], in.all.data() + in.places[r], static_cast<std::size_t>(in.lengths[r]));
     }
   }
   return out;
@@ -181,13 +218,24 @@ std::vector<T> gather_concat(MPI_Comm comm, std::vector<T> items, int root, std:
                                 raw_type<T>(), root, comm));
     return out;
   } else {
-    std::vector<std::vector<T>> parts = gather(comm, items, root);
+    int size = 1;
+    MPIPROC_CHECK(MPI_Comm_size(comm, &size));
+    if (size == 1) {
+      counts.assign(1, static_cast<std::int64_t>(items.size()));
+      return items;
+    }
+    std::string& mine = reused_buffer<0>();
+    append_bytes(mine, items);
+    const gathered_bytes in = gather_bytes(comm, mine, root);
     std::vector<T> out;
     if (receives) {
       counts.clear();
-      for (auto& part : parts) {
+      std::vector<T> part;
+      for (std::size_t r = 0; r < in.lengths.size(); ++r) {
+        decode_into(part, in.all.data() + in.places[r], static_cast<std::size_t>(in.lengths[r]));
         counts.push_back(static_cast<std::int64_t>(part.size()));
-        for (auto& item : part) out.push_back(std::move(item));
+        if (out.empty()) out.reserve(part.size() * in.lengths.size());
+        std::move(part.begin(), part.end(), std::back_inserter(out));
       }
     }
     return out;
