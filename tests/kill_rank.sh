@@ -156,6 +156,9 @@ ours_left=()
 while read -r file; do
   [[ -z $file || $file == *" (deleted)" || ! -e $file ]] && continue
   [[ $file -nt $dir/launched ]] || continue
+  # The checkpoint folder is the user's, meant to stay for the resume (listed below); a rank
+  # holds it open for a moment to make a rename durable.
+  [[ $file == "$dir/ck" ]] && continue
   case $file in
     /dev/shm/vader_segment.*) openmpi_left=$((openmpi_left + 1)); echo "left by Open MPI: $file" ;;
     /tmp/ompi.*) openmpi_left=$((openmpi_left + 1)); echo "left by Open MPI: $file" ;;

@@ -32,16 +32,21 @@ std::vector<R> gather_in_order(const communicator& comm, std::int64_t n, std::ve
   std::vector<R> all_results = gather_concat(comm.native(), std::move(results), root, result_counts);
   if (root != all_ranks && comm.rank() != root) return std::vector<R>{};
 
+  // Block schedule: rank order is input order, each chunk beginning where the one before ended.
+  bool in_order = true;
+  std::int64_t next = 0;
+  for (std::size_t k = 0; in_order && k + 2 < all_chunks.size(); k += 3) {
+    in_order = all_chunks[k] == next && (all_chunks[k + 2] == 1 || all_chunks[k + 1] <= 1);
+    next += all_chunks[k + 1];
+  }
+  if (in_order) return all_results;
+
   // source[p]: where the result for position p sits in the rank-ordered concatenation.
   std::vector<std::int64_t> source(static_cast<std::size_t>(n));
-  std::int64_t next = 0;
-  bool in_order = true;
+  next = 0;
   for (std::size_t k = 0; k + 2 < all_chunks.size(); k += 3)
-    for (std::int64_t j = 0, p = all_chunks[k]; j < all_chunks[k + 1]; ++j, p += all_chunks[k + 2], ++next) {
+    for (std::int64_t j = 0, p = all_chunks[k]; j < all_chunks[k + 1]; ++j, p += all_chunks[k + 2], ++next)
       source[static_cast<std::size_t>(p)] = next;
-      in_order = in_order && p == next;
-    }
-  if (in_order) return all_results;  // block schedule: rank order is input order
 
   std::vector<R> ordered;
   ordered.reserve(static_cast<std::size_t>(n));
@@ -64,6 +69,8 @@ class map_part {
   map_kind<R> checkpoint_kind() const { return {}; }
   void fold(const chunk& c) {
     chunks_.insert(chunks_.end(), {c.offset, c.count, c.stride});
+    // A block schedule's one chunk is the rank's whole share: room for it at once, not by doubling.
+    if (results_.capacity() == 0) results_.reserve(static_cast<std::size_t>(c.count));
     form_(c, [&](auto&& value) { results_.push_back(std::forward<decltype(value)>(value)); });
   }
   void piece(const chunk& c) {
