@@ -16,7 +16,6 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
-#include <future>
 #include <string>
 #include <vector>
 
