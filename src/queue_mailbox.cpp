@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <string_view>
 
 namespace mpiproc::detail {
 
@@ -75,7 +76,7 @@ std::string queue_mailbox::ask(const std::string& request, const deadline& until
 }
 
 bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& until, bool wait) {
-  const std::string item(static_cast<const char*>(data), bytes);
+  const std::string_view item(static_cast<const char*>(data), bytes);
   // A put cancelled at its deadline either went in before (the answer says so) or never will.
   const std::uint64_t answer =
       byte_reader(ask(byte_writer().number(wait ? op_put : op_try_put).bytes(item).take(), wait ? until : std::nullopt))

@@ -52,6 +52,11 @@ int release_all(MPI_Comm, int, void*, void*) {
 peer_failed::peer_failed(int rank)
     : error("rank " + std::to_string(rank) + " failed while this rank waited on shared state"), rank_(rank) {}
 
+void fail_broken(std::atomic<bool>& seen_broken, std::uint64_t mark) {
+  seen_broken = true;
+  throw peer_failed(static_cast<int>(mark - 1));
+}
+
 bool release_vote::all_free(MPI_Comm comm) noexcept {
   const int mine = 0;
   int any_abandoned = 1;

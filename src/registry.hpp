@@ -6,6 +6,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -42,6 +43,10 @@ class release_vote {
   int vote_ = 0, result_ = 0;
   MPI_Request request_ = MPI_REQUEST_NULL;
 };
+
+/// Notes that this rank saw an object broken by a failure (`mark`: 1 + the failed rank, as
+/// poison() marks it), and throws peer_failed naming that rank.
+[[noreturn]] void fail_broken(std::atomic<bool>& seen_broken, std::uint64_t mark);
 
 /// Keeps `thing` (alive) until withdraw(id) or MPI_Finalize; `comm` is the communicator it was made
 /// on, for break_shared_state. Returns the id for withdraw.

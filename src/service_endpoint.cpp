@@ -5,13 +5,12 @@
 
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/collective.hpp>
-#include <mpiproc/detail/peer_failed.hpp>
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/error.hpp>
 
 #include <algorithm>
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <future>
 #include <vector>
@@ -53,12 +52,6 @@ struct service_endpoint::state : registered {
     MPI_Request pending = MPI_REQUEST_NULL;
     MPIPROC_CHECK(MPI_Irecv(out, static_cast<int>(bytes), MPI_BYTE, source, tags + tag, comm, &pending));
     complete_by(pending, std::nullopt);
-  }
-
-  /// Remembers that this rank saw the endpoint broken, and says so.
-  [[noreturn]] void fail_broken(std::uint64_t mark) {
-    broken = true;
-    throw peer_failed(static_cast<int>(mark - 1));
   }
 
   /// Sends a request that `target` answers with a reply, or keeps (a wait, a call), and posts the
@@ -216,7 +209,7 @@ bool service_endpoint::wait(int target, const request& r, const deadline& until)
     reply ack;  // the wait's own answer came first: it says whether the wait held after all
     s.receive(&ack, sizeof ack, target, reply_tag);
   }
-  if (out.ok == broken_answer) s.fail_broken(out.value);
+  if (out.ok == broken_answer) fail_broken(s.broken, out.value);
   return out.ok != 0;
 }
 
@@ -237,7 +230,7 @@ std::optional<std::string> service_endpoint::call(int target, const std::string&
   if (out.ok == broken_answer) {
     std::uint64_t mark = 0;
     std::memcpy(&mark, answer.data(), std::min(answer.size(), sizeof mark));
-    s.fail_broken(mark);
+    fail_broken(s.broken, mark);
   }
   if (out.ok == key_error_answer) throw key_error(answer);
   if (out.ok == index_error_answer) throw index_error(answer);

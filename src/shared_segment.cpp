@@ -33,11 +33,9 @@ struct shared_segment::state : registered {
   MPI_Win window = MPI_WIN_NULL;  // where the anonymous memory could not be mapped
   std::byte* mapped = nullptr;    // every rank's memory, anonymous, mapped here
   std::size_t mapped_bytes = 0;
-  std::vector<std::byte*> bases;  // each rank's memory (after its header) as mapped here
-  std::vector<std::size_t> sizes;
+  std::vector<std::byte*> bases;  // each rank's memory (after its header) as mapped here; null if none
   release_vote vote;
   std::uint64_t enrolled = 0;
-  int size = 1;
 
   // Each rank's header holds 8 sleeping places {change count, sleepers}; the word at offset o
   // uses place (o / 8) % 8, so that a change wakes only the ranks waiting on nearby words.
@@ -71,20 +69,14 @@ struct shared_segment::state : registered {
     return out;
   }
 
-  /// Remembers that this rank saw the segment broken, and says so.
-  [[noreturn]] void fail_broken(std::uint64_t mark) {
-    broken = true;
-    throw peer_failed(static_cast<int>(mark - 1));
-  }
-
   /// Spins briefly, then yields (the rank it waits for may need this core), as poller::for_memory
   /// paces it, then sleeps on a futex word that every change to the words it covers bumps while anyone sleeps.
   bool wait(int target, const request& r, const deadline& until) {
     const auto attempt = [&] { return apply_here(target, r, nullptr, nullptr).ok != 0; };
-    std::atomic_ref<std::uint64_t> broken(*reinterpret_cast<std::uint64_t*>(bases[target] - header_bytes + broken_at));
+    std::atomic_ref<std::uint64_t> marked(*reinterpret_cast<std::uint64_t*>(bases[target] - header_bytes + broken_at));
     for (poller patience = poller::for_memory(); !patience.sleepy(); patience.pause()) {
       if (attempt()) return true;
-      if (const std::uint64_t mark = broken.load()) fail_broken(mark);
+      if (const std::uint64_t mark = marked.load()) fail_broken(broken, mark);
     }
     std::atomic_ref<std::uint32_t> sleepers(*waiter_count(target, r.offset));
     std::atomic_ref<std::uint32_t> changes(*futex_word(target, r.offset));
@@ -97,12 +89,12 @@ struct shared_segment::state : registered {
         ok = true;
         break;
       }
-      if ((failed = broken.load()) != 0) break;
+      if ((failed = marked.load()) != 0) break;
       if (until && clock::now() >= *until) break;
       futex_wait(futex_word(target, r.offset), seen, until);
     }
     sleepers.fetch_sub(1);
-    if (failed) fail_broken(failed);
+    if (failed) fail_broken(broken, failed);
     return ok;
   }
 
@@ -112,12 +104,12 @@ struct shared_segment::state : registered {
     if (released) return;
     broken = true;
     const std::uint64_t mark = static_cast<std::uint64_t>(failed_rank) + 1;
-    for (int target = 0; target < size; ++target) {
-      if (sizes[static_cast<std::size_t>(target)] == 0) continue;
-      std::byte* header = bases[static_cast<std::size_t>(target)] - header_bytes;
+    for (std::size_t target = 0; target < bases.size(); ++target) {
+      if (!bases[target]) continue;  // no memory there
+      std::byte* header = bases[target] - header_bytes;
       std::uint64_t none = 0;
       std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(header + broken_at)).compare_exchange_strong(none, mark);
-      wake_places(target, 0, places);
+      wake_places(static_cast<int>(target), 0, places);
     }
   }
 
@@ -150,28 +142,28 @@ shared_segment::shared_segment(const communicator& owner, std::size_t bytes, con
   }
   local_ = std::make_shared<state>();
   state& s = *local_;
-  const object_channel channel = owner.state().new_object(tags_used, "lock, queue or other shared object");
+  // Its collectives need the objects' duplicate, but no tags: nothing is sent point to point.
+  const object_channel channel = owner.state().new_object(0, "lock, queue or other shared object");
   s.comm_alive = channel.keep;
   s.comm = channel.comm;
-  s.size = owner.size();
   s.enrolled = enroll(owner.native(), local_);
-  s.sizes.resize(parts);
+  sizes_.resize(parts);
   const std::uint64_t mine = bytes;
-  MPIPROC_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, s.sizes.data(), 1, MPI_UINT64_T, s.comm));
-  sizes_ = s.sizes;
+  static_assert(sizeof(std::size_t) == sizeof(std::uint64_t));
+  MPIPROC_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, sizes_.data(), 1, MPI_UINT64_T, s.comm));
   // Each rank's part: its header and bytes in whole cache lines, so that every part stays
   // aligned, one after another.
   const auto part_bytes = [](std::size_t n) { return n > 0 ? (n + header_bytes + 63) / 64 * 64 : 0; };
   std::size_t total = 0;
-  for (const std::size_t n : s.sizes) total += part_bytes(n);
+  for (const std::size_t n : sizes_) total += part_bytes(n);
   s.bases.assign(parts, nullptr);
   if (total > 0) s.mapped = map_anonymous(s.comm, rank_, total);
   if (s.mapped) {
     s.mapped_bytes = total;
     std::size_t offset = 0;
     for (std::size_t r = 0; r < parts; ++r) {
-      if (s.sizes[r] > 0) s.bases[r] = s.mapped + offset + header_bytes;
-      offset += part_bytes(s.sizes[r]);
+      if (sizes_[r] > 0) s.bases[r] = s.mapped + offset + header_bytes;
+      offset += part_bytes(sizes_[r]);
     }
     if (bytes > 0 && initial) std::memcpy(s.bases[static_cast<std::size_t>(rank_)], initial, bytes);
   } else if (total > 0) {
@@ -180,7 +172,7 @@ shared_segment::shared_segment(const communicator& owner, std::size_t bytes, con
     MPIPROC_CHECK(MPI_Win_allocate_shared(local, 1, MPI_INFO_NULL, s.comm, &base, &s.window));
     if (local > 0) std::memset(base, 0, static_cast<std::size_t>(local));
     if (local > 0 && initial) std::memcpy(base + header_bytes, initial, bytes);
-    for (int r = 0; r < s.size; ++r) {
+    for (int r = 0; r < owner.size(); ++r) {
       MPI_Aint size = 0;
       int unit = 0;
       std::byte* mapped = nullptr;

@@ -12,9 +12,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <iterator>
 #include <cstdint>
-#include <numeric>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -152,6 +151,14 @@ inline gathered_bytes gather_bytes(MPI_Comm comm, const std::string& mine, int r
   return {all, std::move(lengths), std::move(places)};
 }
 
+/// Collective: gather_bytes of every rank's `value` in the one encoding.
+template <class U>
+gathered_bytes gather_encoded(MPI_Comm comm, const U& value, int root) {
+  std::string& mine = reused_buffer<0>();
+  append_bytes(mine, value);
+  return gather_bytes(comm, mine, root);
+}
+
 /// Collective: one value from every rank, in rank order, on `root` (or on every rank if root is
 /// all_ranks); other ranks get an empty vector.
 template <class T>
@@ -171,9 +178,7 @@ std::vector<T> gather(MPI_Comm comm, const T& value, int root) {
       out.push_back(value);
       return out;
     }
-    std::string& mine = reused_buffer<0>();
-    append_bytes(mine, value);
-    const gathered_bytes in = gather_bytes(comm, mine, root);
+    const gathered_bytes in = gather_encoded(comm, value, root);
     if (root == all_ranks || rank == root) {
       out.resize(in.lengths.size());
       for (std::size_t r = 0; r < out.size(); ++r)
@@ -224,9 +229,7 @@ std::vector<T> gather_concat(MPI_Comm comm, std::vector<T> items, int root, std:
       counts.assign(1, static_cast<std::int64_t>(items.size()));
       return items;
     }
-    std::string& mine = reused_buffer<0>();
-    append_bytes(mine, items);
-    const gathered_bytes in = gather_bytes(comm, mine, root);
+    const gathered_bytes in = gather_encoded(comm, items, root);
     std::vector<T> out;
     if (receives) {
       counts.clear();
