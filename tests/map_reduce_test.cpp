@@ -9,6 +9,7 @@
 #include <boost/serialization/vector.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -213,6 +214,39 @@ TEST(MapReduce, DoublesAndFloatsOfExactValues) {
   for (const auto& s : all_schedules()) {
     EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 1001}, [](int i) { return i * 0.5; }, std::plus<>{}, s), 250250.0);
     EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 101}, [](int i) { return static_cast<float>(i); }, std::plus<>{}, s), 5050.0f);
+  }
+}
+
+TEST(MapReduce, InexactSumsAreTheSameBitsOnEveryRank) {
+  // Sums of thirds round differently in different orders: every rank must still get one value.
+  for (const auto& s : all_schedules()) {
+    const double got = mpiproc::map_reduce(world(), range<int>{1, 100'001}, [](int i) { return 1.0 / (3 * i); },
+                                           std::plus<>{}, s);
+    const long double wide = mpiproc::map_reduce(world(), range<int>{1, 1001},
+                                                 [](int i) { return 1.0L / (7 * i); }, std::plus<>{}, s);
+    std::vector<double> all(static_cast<std::size_t>(world().size()));
+    std::vector<long double> all_wide(all.size());
+    MPI_Allgather(&got, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD);
+    MPI_Allgather(&wide, 1, MPI_LONG_DOUBLE, all_wide.data(), 1, MPI_LONG_DOUBLE, MPI_COMM_WORLD);
+    for (std::size_t r = 1; r < all.size(); ++r) {
+      EXPECT_EQ(std::memcmp(&all[r], &all[0], sizeof(double)), 0) << "rank " << r << " " << describe(s);
+      EXPECT_EQ(all_wide[r], all_wide[0]) << "rank " << r << " " << describe(s);
+    }
+    EXPECT_NEAR(got, 4.0300487, 1e-6);
+  }
+}
+
+TEST(MapReduce, BooleanAndNarrowResults) {
+  for (const auto& s : all_schedules()) {
+    EXPECT_TRUE(mpiproc::map_reduce(world(), range<int>{0, 50}, [](int i) { return i < 50; }, std::logical_and<>{}, s));
+    EXPECT_FALSE(mpiproc::map_reduce(world(), range<int>{0, 50}, [](int i) { return i == 60; }, std::logical_or<>{}, s));
+    EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 50}, [](int i) { return static_cast<std::int8_t>(i % 3); },
+                                  mpiproc::maximum{}, s),
+              2);
+    EXPECT_EQ(mpiproc::map_reduce_root(world(), world().size() - 1, range<int>{0, 50},
+                                       [](int i) { return static_cast<std::uint16_t>(i); }, std::plus<>{}, s)
+                  .value_or(1225),
+              1225);
   }
 }
 

@@ -113,6 +113,26 @@ TEST(Disagreement, DifferentRootsAndOperationsAreAUsageError) {
   EXPECT_TRUE(throws_usage_error([&] {
     mpiproc::map_root(world(), rank == 0 ? 0 : 1, range<int>{0, 100}, [](int i) { return i; });
   }, "different collective calls"));
+  // A known operator on a number folds within the agreement; the other ways gather afterwards.
+  // Ranks that mix them, or the result types, must still meet in the agreement and hear of it.
+  EXPECT_TRUE(throws_usage_error([&] {
+    if (rank == 0)
+      mpiproc::map_reduce(world(), range<int>{0, 100}, [](int i) { return i; }, std::plus<>{});
+    else
+      mpiproc::map_reduce(world(), range<int>{0, 100}, [](int i) { return i; }, mpiproc::reduction{std::plus<>{}, 0});
+  }, "different collective calls"));
+  EXPECT_TRUE(throws_usage_error([&] {
+    if (rank == 0)
+      mpiproc::map_reduce(world(), range<int>{0, 100}, [](int i) { return i; }, std::plus<>{});
+    else
+      mpiproc::map_reduce(world(), range<int>{0, 100}, [](int i) { return i * 0.5; }, std::plus<>{});
+  }, "different collective calls"));
+  EXPECT_TRUE(throws_usage_error([&] {
+    if (rank == 0)
+      mpiproc::map_reduce(world(), range<int>{0, 100}, [](int i) { return i; }, std::plus<>{});
+    else
+      mpiproc::map(world(), range<int>{0, 100}, [](int i) { return i; });
+  }, "collective call"));  // (debug mode catches this one on entry, in its own words)
   still_works();
 }
 

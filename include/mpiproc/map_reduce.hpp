@@ -14,6 +14,7 @@
 #include <mpiproc/schedule.hpp>
 
 #include <concepts>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -54,6 +55,29 @@ class reduction_part {
     return reduce_partials(comm, std::move(partial_), op_, root);
   }
   std::string payload(const std::optional<R>& result) const { return to_bytes(*result); }
+
+  // A number under an operator mpiproc knows folds within the call's failure agreement: one
+  // exchange for the whole call, as a hand-written MPI_Allreduce.
+  static constexpr bool fusable =
+      known_op_applies<Op, R>() && std::is_arithmetic_v<R> && sizeof(R) <= fused_value::capacity;
+  void fuse_into(fused_value& value, bool valid) const {
+    const R mine = valid ? partial_ : identity_of<R>(op_);
+    std::memcpy(value.bytes, &mine, sizeof mine);
+    value.op = &op_;
+    value.fold = [](const void* op, const void* lower, const void* higher, void* out) {
+      R a, b;
+      std::memcpy(&a, lower, sizeof a);
+      std::memcpy(&b, higher, sizeof b);
+      const R folded = static_cast<R>((*static_cast<const Op*>(op))(a, b));
+      std::memcpy(out, &folded, sizeof folded);
+    };
+  }
+  std::optional<R> fused_result(const fused_value& value, const communicator& comm, int root) const {
+    if (root != all_ranks && comm.rank() != root) return std::nullopt;
+    R result;
+    std::memcpy(&result, value.bytes, sizeof result);
+    return result;
+  }
 
  private:
   R folded(R acc, const chunk& c) const {

@@ -112,7 +112,9 @@ struct listed_items {
 ///   piece(c): the same with a checkpoint, so that the part covers exactly the pieces folded;
 ///   encode(out): brings `out` up to the payload of the pieces folded (checkpointed_run);
 ///   resume(saved): rank 0, before the run, what earlier runs saved (outlives combine);
-///   combine(comm, root): collective, the call's result; payload(result): the whole answer's.
+///   combine(comm, root): collective, the call's result; payload(result): the whole answer's;
+///   optionally, where `fusable` is true, fuse_into(value, valid) and fused_result(value, comm,
+///   root) instead of combine: the result folded within the failure agreement.
 template <class Part>
 typename Part::result_type fold_chunks(const communicator& comm, const call_signature& asked, const schedule& s,
                                        const call_options& opts, Part& part) {
@@ -121,13 +123,19 @@ typename Part::result_type fold_chunks(const communicator& comm, const call_sign
   const int root = sig.root;
   if (!opts.checkpoint) {
     auto fold = [&](const chunk& c) { part.fold(c); };
+    // A part that can, combines its result within the failure agreement (see fused_value).
+    constexpr bool fused = requires { requires Part::fusable; };
+    fused_value value;
     run_map_part(
         comm, sig, opts, n, 0,
         [&](auto&& each) { for_each_owned_chunk(comm, n, s, [&](const chunk& c) { each(c, fold); }); },
         [&](std::exception_ptr failure, bool by_watchdog, const settle_fn& settle) {
-          agree_on_failure(comm.native(), failure, &sig, settle, !by_watchdog);
+          // A watchdog agrees for a stuck rank whose main thread may still be changing the part.
+          if constexpr (fused) part.fuse_into(value, !failure && !by_watchdog);
+          agree_on_failure(comm.native(), failure, &sig, settle, !by_watchdog, fused ? &value : nullptr);
         });
-    return part.combine(comm, root);
+    if constexpr (fused) return part.fused_result(value, comm, root);
+    else return part.combine(comm, root);
   }
 
   call_signature checked = sig;
