@@ -6,6 +6,7 @@
 #include <mpiproc/error.hpp>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace mpiproc::detail {
 
@@ -35,8 +36,13 @@ std::vector<std::int64_t> guided_bounds(std::int64_t n, int ranks, std::int64_t 
 }
 
 chunk_source::chunk_source(const communicator& comm, std::int64_t n, const schedule& s)
-    : comm_(comm), n_(n), kind_(s.type()) {
-  const int ranks = comm.size();
+    : chunk_source(&comm, n, s, comm.rank(), comm.size()) {}
+
+chunk_source::chunk_source(std::int64_t n, const schedule& s, int rank, int ranks)
+    : chunk_source(nullptr, n, s, rank, ranks) {}
+
+chunk_source::chunk_source(const communicator* comm, std::int64_t n, const schedule& s, int rank, int ranks)
+    : comm_(comm), n_(n), kind_(s.type()), rank_(rank), ranks_(ranks) {
   // On one rank a shared counter only adds round trips; with no items there is nothing to share.
   if (n == 0 || (ranks == 1 && (kind_ == schedule::kind::dynamic || kind_ == schedule::kind::guided)))
     kind_ = schedule::kind::block;
@@ -47,7 +53,7 @@ chunk_source::chunk_source(const communicator& comm, std::int64_t n, const sched
     case schedule::kind::cyclic:
       chunk_ = std::max<std::int64_t>(1, s.chunk());
       chunks_ = chunks_of(n, chunk_);
-      next_ = static_cast<std::uint64_t>(comm.rank());
+      next_ = static_cast<std::uint64_t>(rank);
       break;
     case schedule::kind::dynamic:
       chunk_ = dynamic_chunk_size(n, ranks, s.chunk());
@@ -58,7 +64,10 @@ chunk_source::chunk_source(const communicator& comm, std::int64_t n, const sched
       chunks_ = bounds_.size() - 1;
       break;
   }
-  if ((kind_ == schedule::kind::dynamic || kind_ == schedule::kind::guided) && !comm.state().counter())
+  const bool shared = kind_ == schedule::kind::dynamic || kind_ == schedule::kind::guided;
+  if (shared && !comm)
+    throw std::logic_error("mpiproc: a dynamic or guided schedule's chunks are not known in advance");
+  if (shared && !comm->state().counter())
     throw usage_error("mpiproc: over several nodes, dynamic and guided schedules need MPI_THREAD_MULTIPLE (an "
                       "mpiproc::environment asks for it); initialize MPI with it, or use block or cyclic schedules");
 }
@@ -83,12 +92,12 @@ void chunk_source::prepare(const communicator& comm) {
 }
 
 bool chunk_source::next(chunk& c) {
-  const auto ranks = static_cast<std::int64_t>(comm_.size());
+  const auto ranks = static_cast<std::int64_t>(ranks_);
   switch (kind_) {
     case schedule::kind::block: {
       if (chunks_ == 0) return false;
       chunks_ = 0;
-      const std::int64_t rank = comm_.rank();
+      const std::int64_t rank = rank_;
       const std::int64_t base = n_ / ranks, extra = n_ % ranks;
       c = {rank * base + std::min(rank, extra), base + (rank < extra ? 1 : 0), 1};
       return c.count > 0;
@@ -106,14 +115,14 @@ bool chunk_source::next(chunk& c) {
       return true;
     }
     case schedule::kind::dynamic: {
-      const std::uint64_t k = comm_.state().counter()->next();
+      const std::uint64_t k = comm_->state().counter()->next();
       if (k >= chunks_) return false;
       const std::int64_t offset = static_cast<std::int64_t>(k) * chunk_;
       c = {offset, std::min(chunk_, n_ - offset), 1};
       return true;
     }
     case schedule::kind::guided: {
-      const std::uint64_t k = comm_.state().counter()->next();
+      const std::uint64_t k = comm_->state().counter()->next();
       if (k >= chunks_) return false;
       c = {bounds_[k], bounds_[k + 1] - bounds_[k], 1};
       return true;
@@ -125,7 +134,7 @@ bool chunk_source::next(chunk& c) {
 void chunk_source::cancel() noexcept {
   if (kind_ != schedule::kind::dynamic && kind_ != schedule::kind::guided) return;
   try {
-    comm_.state().counter()->cancel(chunks_);
+    comm_->state().counter()->cancel(chunks_);
   } catch (...) {
     // The user's error matters more than a failure to stop the others early.
   }

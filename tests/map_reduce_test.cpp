@@ -160,6 +160,42 @@ TEST(Map, OtherRanksItemsAreReplacedByTheSources) {
   }
 }
 
+TEST(Map, ItemsFromAnyRootUnderEverySchedule) {
+  // Under block and cyclic schedules each rank receives only its share of the items; the results
+  // must still be every item's, in order. Numbers travel raw, strings encoded.
+  const int root = world().size() - 1;
+  for (const std::size_t n : {std::size_t{0}, std::size_t{2}, std::size_t{1001}}) {
+    auto held_by = [&](int holder, auto make) {
+      std::vector<decltype(make(0))> items;
+      if (world().rank() == holder)
+        for (std::size_t i = 0; i < n; ++i) items.push_back(make(static_cast<int>(i)));
+      else
+        items.resize(3);  // left over on the other ranks: ignored
+      return items;
+    };
+    const auto numbers = held_by(root, [](int i) { return i * 0.25; });
+    const auto words = held_by(root, label);
+    const auto words_on_0 = held_by(0, label);
+    for (const auto& s : all_schedules()) {
+      const auto doubled = mpiproc::map_root(world(), root, numbers, [](double x) { return 2 * x; }, s);
+      const auto sizes = mpiproc::map_root(world(), root, words, [](const std::string& w) { return w.size(); }, s);
+      const auto echoed = mpiproc::map(world(), words_on_0, [](const std::string& w) { return w + "!"; }, s);
+      ASSERT_EQ(echoed.size(), n) << describe(s);
+      for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(echoed[i], label(static_cast<int>(i)) + "!") << describe(s);
+      if (world().rank() != root) {
+        EXPECT_TRUE(doubled.empty() && sizes.empty()) << describe(s);
+        continue;
+      }
+      ASSERT_EQ(doubled.size(), n) << describe(s);
+      ASSERT_EQ(sizes.size(), n) << describe(s);
+      for (std::size_t i = 0; i < n; ++i) {
+        EXPECT_EQ(doubled[i], static_cast<double>(i) * 0.5) << i << " " << describe(s);
+        EXPECT_EQ(sizes[i], label(static_cast<int>(i)).size()) << i << " " << describe(s);
+      }
+    }
+  }
+}
+
 TEST(Map, BooleanResults) {
   // std::vector<bool> packs bits; it must still come back whole and in order.
   for (const auto& s : all_schedules()) {

@@ -5,6 +5,7 @@
 #include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/fold_chunks.hpp>
+#include <mpiproc/detail/item_shares.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/map_reduce.hpp>
 #include <mpiproc/range.hpp>
@@ -122,10 +123,20 @@ auto map_items(const communicator& comm, const char* call, std::vector<Item>& it
                int source, int root, const call_options& opts) {
   using R = std::decay_t<std::invoke_result_t<Fn&, const Item&>>;
   const collective_call entered(comm, call);
-  agree_before_broadcast<Item>(comm.native(), call, s, root, source);
-  broadcast(comm.native(), items, source);
-  const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
-  return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
+  // A static schedule sends each rank only its share; a shared counter's chunks (dynamic, guided)
+  // and a checkpoint's resumption can fall anywhere, so those calls broadcast every item.
+  const bool shares = fixed_in_advance(s) && !opts.checkpoint && comm.size() > 1;
+  agree_before_broadcast<Item>(comm.native(), call, s, root, source, static_cast<bool>(opts.checkpoint));
+  if (!shares) {
+    broadcast(comm.native(), items, source);
+    const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
+    return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
+  }
+  const std::int64_t n = scatter_shares(comm.native(), items, source, s);
+  const auto sig = signature_of<void, R>(call, n, 0, s, root);
+  if (comm.rank() == source) return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
+  std::size_t used = 0;
+  return map_over<R>(comm, sig, own_share<Item, Fn>{items, n, fn, used}, s, opts);
 }
 
 }  // namespace detail
@@ -148,7 +159,9 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map_root(const communica
 }
 
 /// Collective, like Pool.map(f, items): fn(item) for each item of `items` as given on rank 0 (the
-/// other ranks' vectors are ignored; the items are broadcast), in input order on every rank.
+/// other ranks' vectors are ignored), in input order on every rank. Under a block or cyclic
+/// schedule each rank receives only the items it computes; under dynamic and guided schedules, and
+/// with a checkpoint, every rank receives every item.
 template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const communicator& comm,
                                                                      std::vector<Item> items, Fn fn,
@@ -157,7 +170,9 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const comm
 }
 
 /// Collective: fn(item) for each item of `items` as given on `root`, the results in input order on
-/// `root` only (empty on the other ranks): the shape of a Pool.map call made by one process.
+/// `root` only (empty on the other ranks): the shape of a Pool.map call made by one process. The
+/// items travel as for map over items: under a block or cyclic schedule a rank other than `root`
+/// holds only its share of the items and of the results.
 template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map_root(const communicator& comm, int root,
                                                                           std::vector<Item> items, Fn fn,

@@ -46,15 +46,17 @@ void break_for_failure(MPI_Comm comm, int rank, const std::exception_ptr& failur
 
 /// Runs this rank's part of a collective operation, then agrees with the other ranks on whether
 /// any part failed, so that an exception on one rank reaches all and nobody waits forever.
-/// Collective, before a call over items broadcasts them from `source`: the ranks agree on the
-/// call, the schedule, the root, the source and the item type first (usage_error on every rank if
-/// they differ), so that a mismatch never reaches the broadcast, where it would hang or crash. It
-/// makes the same allreduce as the agreement that ends a call over a range, so a rank calling the
-/// range form against the items form is caught too.
+/// Collective, before a call over items sends them from `source`: the ranks agree on the call,
+/// the schedule, the root, the source, the item type and whether a checkpoint is kept first
+/// (usage_error on every rank if they differ), so that a mismatch never reaches the broadcast or
+/// scatter, where it would hang or crash. It makes the same exchange as the agreement that ends a
+/// call over a range, so a rank calling the range form against the items form is caught too.
 template <class Item>
-void agree_before_broadcast(MPI_Comm comm, const char* call, const schedule& s, int root, int source) {
+void agree_before_broadcast(MPI_Comm comm, const char* call, const schedule& s, int root, int source,
+                            bool checkpointed = false) {
   call_signature sig = signature_of<void, Item>(call, 0, 0, s, root);
   sig.source = source;
+  sig.checkpointed = checkpointed;  // decides, with the schedule, how the items travel
   agree_on_failure(comm, nullptr, &sig);
 }
 

@@ -97,6 +97,23 @@ struct listed_items {
   }
 };
 
+/// The items forms on a rank that holds only its own share of the items (see scatter_shares): fn
+/// gets them in turn, as the rank's chunks come. `next` counts the items used so far.
+template <class Item, class Fn>
+struct own_share {
+  const std::vector<Item>& share;
+  std::int64_t n;  // the items of the call, on all ranks
+  Fn& fn;
+  std::size_t& next;
+
+  std::int64_t size() const { return n; }
+  std::string text() const { return items_text(n); }
+  template <class Use>
+  void operator()(const chunk& c, Use&& use) const {
+    for (std::int64_t k = 0; k < c.count; ++k) pass_result(fn, share[next++], use);
+  }
+};
+
 /// Collective: this rank's chunks of `s` over the positions of part's form, each folded into
 /// `part`, then the call's failure agreement and part.combine: the call's result on the root of
 /// `asked` (every rank for all_ranks), an empty result on the other ranks. With a checkpoint, only

@@ -24,11 +24,19 @@ std::int64_t dynamic_chunk_size(std::int64_t n, int ranks, std::int64_t requeste
 /// the same table, so the shared counter only has to hand out chunk numbers.
 std::vector<std::int64_t> guided_bounds(std::int64_t n, int ranks, std::int64_t min_chunk);
 
+/// Whether `s` gives every rank its chunks in advance (block and cyclic), not from a shared counter.
+inline bool fixed_in_advance(const schedule& s) {
+  return s.type() == schedule::kind::block || s.type() == schedule::kind::cyclic;
+}
+
 /// The chunks of the positions [0, n) that schedule `s` gives this rank, one at a time.
 /// Constructing one is collective in program order (every rank, same n and s).
 class chunk_source {
  public:
   chunk_source(const communicator& comm, std::int64_t n, const schedule& s);
+  /// The chunks a static schedule (block, cyclic) gives `rank` of `ranks`, known in advance
+  /// without communication (see fixed_in_advance).
+  chunk_source(std::int64_t n, const schedule& s, int rank, int ranks);
   /// Collective, at the start of every map call on `comm` whatever its schedule (see
   /// collective_call): makes the shared counter on the first call and starts a loop on it, and
   /// counts the call (communicator::begin_map_call).
@@ -39,9 +47,12 @@ class chunk_source {
   void cancel() noexcept;
 
  private:
-  const communicator& comm_;
+  chunk_source(const communicator* comm, std::int64_t n, const schedule& s, int rank, int ranks);
+
+  const communicator* comm_;  // the shared counter's, for dynamic and guided
   std::int64_t n_;
   schedule::kind kind_;
+  int rank_, ranks_;
   std::int64_t chunk_ = 0;      // block/cyclic/dynamic chunk size
   std::uint64_t chunks_ = 0;    // how many chunks in all
   std::uint64_t next_ = 0;      // block/cyclic: the next chunk number of this rank

@@ -167,7 +167,10 @@ std::vector<T> gather(MPI_Comm comm, const T& value, int root) {
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
   MPIPROC_CHECK(MPI_Comm_size(comm, &size));
   std::vector<T> out;
-  if constexpr (travels_raw<T>) {
+  if constexpr (std::is_same_v<T, bool>) {  // vector<bool> packs bits and has no data()
+    const std::vector<unsigned char> bytes = gather(comm, static_cast<unsigned char>(value), root);
+    out.assign(bytes.begin(), bytes.end());
+  } else if constexpr (travels_raw<T>) {
     if (root == all_ranks || rank == root) out.resize(static_cast<std::size_t>(size));
     if (root == all_ranks)
       MPIPROC_CHECK(MPI_Allgather(&value, 1, raw_type<T>(), out.data(), 1, raw_type<T>(), comm));
