@@ -235,7 +235,7 @@ std::string python_list(const Numbers& numbers) {
 
 /// The footer every program prints: rank count, schedule and elapsed time.
 inline void report(const mpiproc::communicator& world, const char* schedule, double seconds) {
-  if (world.rank() == 0) std::printf("ranks: %d  schedule: %s  time: %.3f s\n", world.size(), schedule, seconds);
+  if (world.rank() == 0) std::printf("ranks: %d  schedule: %s  time: %.6f s\n", world.size(), schedule, seconds);
 }
 
 }  // namespace app

@@ -10,22 +10,22 @@
 
 namespace {
 
-/// Runs `increment` n times on every rank between two barriers; returns the increments per second
-/// of all ranks together.
+/// Runs `increment` n times on every rank between two barriers; returns the seconds it took.
 template <class Increment>
 double timed(const mpiproc::communicator& world, long n, Increment increment) {
   world.barrier();
   const double start = app::now();
   for (long i = 0; i < n; ++i) increment();
   world.barrier();
-  return static_cast<double>(n) * world.size() / (app::now() - start);
+  return app::now() - start;
 }
 
 void print(const mpiproc::communicator& world, const char* name, std::int64_t final_value, std::int64_t expected,
-           double rate, const char* note) {
+           double seconds, const char* note) {
   if (world.rank() != 0) return;
-  std::printf("%-9s final value %lld (expected %lld)  %.2f M increments/s%s\n", name,
-              static_cast<long long>(final_value), static_cast<long long>(expected), rate / 1e6, note);
+  std::printf("%-9s final value %lld (expected %lld)  %.2f M increments/s  time: %.6f s%s\n", name,
+              static_cast<long long>(final_value), static_cast<long long>(expected),
+              static_cast<double>(expected) / seconds / 1e6, seconds, note);
 }
 
 }  // namespace
@@ -52,16 +52,16 @@ int main(int argc, char** argv) {
     for (const std::string& way : app::split_list(ways)) {
       if (way == "atomic") {
         mpiproc::counter shared(world);
-        const double rate = timed(world, n, [&] { shared.fetch_add(1); });
+        const double seconds = timed(world, n, [&] { shared.fetch_add(1); });
         const std::int64_t final_value = shared.load();
-        print(world, "atomic:", final_value, expected, rate, "");
+        print(world, "atomic:", final_value, expected, seconds, "");
         wrong = wrong || final_value != expected;
       } else {
         // The seed's shape: a Value, and a Lock around read-add-write.
         mpiproc::value<std::int64_t> shared(world);
         mpiproc::lock lock(world);
         const bool locked = way == "lock";
-        const double rate = timed(world, n, [&] {
+        const double seconds = timed(world, n, [&] {
           if (locked) {
             std::lock_guard guard(lock);
             shared.store(shared.load() + 1);
@@ -71,10 +71,10 @@ int main(int argc, char** argv) {
         });
         const std::int64_t final_value = shared.load();
         if (locked) {
-          print(world, "lock:", final_value, expected, rate, "");
+          print(world, "lock:", final_value, expected, seconds, "");
           wrong = wrong || final_value != expected;
         } else {
-          print(world, "unlocked:", final_value, expected, rate,
+          print(world, "unlocked:", final_value, expected, seconds,
                 final_value == expected ? "  (no update lost this time)" : "  (updates lost: the race a lock prevents)");
         }
       }

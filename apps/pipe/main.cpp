@@ -49,7 +49,8 @@ void pingpong(const mpiproc::communicator& world, long rounds) {
       if (duplex.recv() != i) throw mpiproc::error("round " + std::to_string(i) + " got another round's answer");
     }
     const double seconds = app::now() - start;
-    std::printf("round trip: %.2f us (%ld rounds)\n", seconds / static_cast<double>(rounds) * 1e6, rounds);
+    std::printf("round trip: %.2f us (%ld rounds)  time: %.6f s\n", seconds / static_cast<double>(rounds) * 1e6, rounds,
+                seconds);
   } else if (world.rank() == 1) {
     for (std::int64_t value = 0; duplex.recv(value);) duplex.send(value);
   }
@@ -70,8 +71,9 @@ void bandwidth(const mpiproc::communicator& world, long rounds, long bytes) {
     const double seconds = app::now() - start;
     if (received != static_cast<std::int64_t>(rounds) * bytes)
       throw mpiproc::error("rank 1 received " + std::to_string(received) + " bytes");
-    std::printf("bandwidth: %.3f GiB/s (%ld messages of %ld bytes)\n",
-                static_cast<double>(rounds) * static_cast<double>(bytes) / seconds / (1u << 30), rounds, bytes);
+    std::printf("bandwidth: %.3f GiB/s (%ld messages of %ld bytes)  received: %lld bytes  time: %.6f s\n",
+                static_cast<double>(rounds) * static_cast<double>(bytes) / seconds / (1u << 30), rounds, bytes,
+                static_cast<long long>(received), seconds);
   } else if (world.rank() == 1) {
     std::vector<char> into;  // recv(into) reuses its memory from one message to the next
     std::int64_t received = 0;

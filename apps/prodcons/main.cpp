@@ -83,7 +83,7 @@ void volume(const mpiproc::communicator& world, const mpiproc::queue_options& op
   std::printf("items: %lld taken: %lld sum: %lld expected: %lld  %s\n", static_cast<long long>(items),
               static_cast<long long>(total[0]), static_cast<long long>(total[1]), static_cast<long long>(expected),
               ok ? "ok" : "WRONG");
-  std::printf("time: %.3f s  items/s: %.0f\n", seconds, static_cast<double>(items) / seconds);
+  std::printf("time: %.6f s  items/s: %.0f\n", seconds, static_cast<double>(items) / seconds);
   // Only rank 0 knows the totals: its error aborts the others.
   if (!ok) throw mpiproc::error("items were lost or taken twice");
 }
