@@ -4,6 +4,7 @@
 // results come back through a shared list.
 #include <app.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -50,10 +51,18 @@ int main(int argc, char** argv) {
     const double start = app::now();
     const mpiproc::range<std::int64_t> numbers{first, last};  // usage_error (exit 2) if last < first
     // With --roles every group's rank 0 would show its own progress: only the plain run shows it.
-    const auto sum_over = [&](const mpiproc::communicator& ranks) {
+    // Where no partial sum can leave 64 bits (every |i| times the count stays below 2^63), the sum
+    // runs in 64-bit arithmetic, as a hand-written program's would; 128 bits hold any other.
+    const int128 widest = std::max(first < 0 ? -static_cast<int128>(first) : int128{first},
+                                   last < 0 ? -static_cast<int128>(last) : int128{last});
+    const bool fits_64 = widest * (static_cast<int128>(last) - first) < (int128{1} << 63);
+    const auto sum_over = [&](const mpiproc::communicator& ranks) -> int128 {
+      const auto shown = as_roles ? mpiproc::progress::off() : progress.get();
+      if (fits_64)
+        return mpiproc::map_reduce(ranks, numbers, [](std::int64_t i) { return i; }, std::plus<>{}, schedule.get(),
+                                   shown);
       return mpiproc::map_reduce(ranks, numbers, [](std::int64_t i) { return static_cast<int128>(i); },
-                                 mpiproc::reduction{std::plus<>{}, int128{0}}, schedule.get(),
-                                 as_roles ? mpiproc::progress::off() : progress.get());
+                                 mpiproc::reduction{std::plus<>{}, int128{0}}, schedule.get(), shown);
     };
     std::vector<int128> sums;
     if (as_roles) {
