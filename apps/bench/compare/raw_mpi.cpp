@@ -35,6 +35,8 @@
 #include <deque>
 #include <vector>
 
+#include "hand_written.hpp"
+
 namespace {
 
 constexpr int kExitUsage = 2;
@@ -43,7 +45,10 @@ constexpr int kExitFailure = 1;
 int g_rank = 0;
 int g_size = 1;
 
-void usage(const char* prog, const char* why) {
+}  // namespace
+
+// The usage text of this program (hand_written.hpp's functions print it on bad input).
+void baseline::usage(const char* prog, const char* why) {
     if (g_rank != 0) return;
     if (why != nullptr) std::fprintf(stderr, "%s: %s\n", prog, why);
     std::fprintf(stderr,
@@ -63,71 +68,13 @@ void usage(const char* prog, const char* why) {
                  prog);
 }
 
-// Strict unsigned parse: digits, optionally followed by [eE]digits. No sign, no
-// fraction, no trailing garbage, no overflow.
-bool parse_u64(const char* s, std::uint64_t& out) {
-    if (s == nullptr || *s == '\0') return false;
-    std::uint64_t mant = 0;
-    const char* p = s;
-    if (*p < '0' || *p > '9') return false;
-    for (; *p >= '0' && *p <= '9'; ++p) {
-        const std::uint64_t d = static_cast<std::uint64_t>(*p - '0');
-        if (mant > (UINT64_MAX - d) / 10) return false;
-        mant = mant * 10 + d;
-    }
-    if (*p == 'e' || *p == 'E') {
-        ++p;
-        if (*p < '0' || *p > '9') return false;
-        unsigned exp = 0;
-        for (; *p >= '0' && *p <= '9'; ++p) {
-            exp = exp * 10 + static_cast<unsigned>(*p - '0');
-            if (exp > 30) return false;
-        }
-        for (unsigned i = 0; i < exp; ++i) {
-            if (mant > UINT64_MAX / 10) return false;
-            mant *= 10;
-        }
-    }
-    if (*p != '\0') return false;
-    out = mant;
-    return true;
-}
+namespace {
 
-// Parses argv[idx] into [lo, hi]; reports a usage error (rank 0) on failure.
-bool arg_in_range(int argc, char** argv, int idx, const char* name, std::uint64_t lo,
-                  std::uint64_t hi, std::uint64_t& out) {
-    char msg[160];
-    if (idx >= argc) {
-        std::snprintf(msg, sizeof msg, "missing argument %s", name);
-        usage(argv[0], msg);
-        return false;
-    }
-    if (!parse_u64(argv[idx], out)) {
-        std::snprintf(msg, sizeof msg, "argument %s is not a non-negative integer: '%s'", name,
-                      argv[idx]);
-        usage(argv[0], msg);
-        return false;
-    }
-    if (out < lo || out > hi) {
-        std::snprintf(msg, sizeof msg, "argument %s out of range: %s", name, argv[idx]);
-        usage(argv[0], msg);
-        return false;
-    }
-    return true;
-}
-
-bool no_extra(int argc, char** argv, int expected) {
-    if (argc > expected) {
-        usage(argv[0], "too many arguments");
-        return false;
-    }
-    return true;
-}
-
-void report(const char* checksum, double seconds) {
-    std::printf("checksum: %s\nkernel: %.6f s\n", checksum, seconds);
-    std::fflush(stdout);
-}
+using baseline::arg_in_range;
+using baseline::is_prime;
+using baseline::no_extra;
+using baseline::report;
+using baseline::usage;
 
 // Contiguous block [lo, hi) of n items for rank r of p (first n % p ranks get one more).
 void block_of(std::uint64_t n, int r, int p, std::uint64_t& lo, std::uint64_t& hi) {
@@ -140,14 +87,6 @@ void block_of(std::uint64_t n, int r, int p, std::uint64_t& lo, std::uint64_t& h
 
 // ----------------------------------------------------------------------------- primes
 
-// Trial division exactly as the reference: every i in [2, floor(sqrt n)], i*i <= n.
-template <class U>
-inline bool is_prime(U n) {
-    if (n < 2) return false;
-    for (U i = 2; i * i <= n; ++i)
-        if (n % i == 0) return false;
-    return true;
-}
 
 // Largest n for which the 32-bit loop cannot overflow i*i (65535^2 - 1).
 constexpr std::uint64_t kPrime32Max = 0xFFFE0000ull;
