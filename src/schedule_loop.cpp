@@ -97,9 +97,7 @@ bool chunk_source::next(chunk& c) {
     case schedule::kind::block: {
       if (chunks_ == 0) return false;
       chunks_ = 0;
-      const std::int64_t rank = rank_;
-      const std::int64_t base = n_ / ranks, extra = n_ % ranks;
-      c = {rank * base + std::min(rank, extra), base + (rank < extra ? 1 : 0), 1};
+      c = block_chunk(n_, rank_, ranks_);
       return c.count > 0;
     }
     case schedule::kind::cyclic: {

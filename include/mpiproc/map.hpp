@@ -118,18 +118,15 @@ class map_part {
 
   std::vector<R> gather_placed(const communicator& comm, int root) {
     const std::int64_t n = form_.size();
-    std::vector<int> counts(static_cast<std::size_t>(comm.size())), places(counts.size());
-    for (int r = 0; r < comm.size(); ++r) {
-      chunk_source runs(n, schedule::block(), r, comm.size());
-      chunk c;
-      if (runs.next(c)) {
-        counts[static_cast<std::size_t>(r)] = static_cast<int>(c.count);
-        places[static_cast<std::size_t>(r)] = static_cast<int>(c.offset);
-      }
-    }
     const MPI_Comm c = comm.native();
     const MPI_Datatype type = raw_type<R>();
     if (root == all_ranks || comm.rank() == root) {
+      std::vector<int> counts(static_cast<std::size_t>(comm.size())), places(counts.size());
+      for (int r = 0; r < comm.size(); ++r) {
+        const chunk run = block_chunk(n, r, comm.size());
+        counts[static_cast<std::size_t>(r)] = static_cast<int>(run.count);
+        places[static_cast<std::size_t>(r)] = static_cast<int>(run.offset);
+      }
       results_.resize(static_cast<std::size_t>(n));  // where this rank had nothing to fold
       if (root == all_ranks)
         MPIPROC_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, type, results_.data(), counts.data(), places.data(), type, c));

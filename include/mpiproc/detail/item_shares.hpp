@@ -50,9 +50,8 @@ std::int64_t scatter_shares(MPI_Comm comm, std::vector<Item>& items, int source,
       for (int r = 0; r < size; ++r) {
         if (r == source) continue;
         if (s.type() == schedule::kind::block) {  // one run per rank: send it from where it lies
-          chunk c;
-          chunk_source one(n, s, r, size);
-          if (one.next(c)) places[static_cast<std::size_t>(r)] = static_cast<int>(c.offset);
+          const chunk c = block_chunk(n, r, size);
+          places[static_cast<std::size_t>(r)] = static_cast<int>(c.offset);
           counts[static_cast<std::size_t>(r)] = static_cast<int>(c.count);
         } else {
           places[static_cast<std::size_t>(r)] = static_cast<int>(packed.size());
@@ -65,7 +64,8 @@ std::int64_t scatter_shares(MPI_Comm comm, std::vector<Item>& items, int source,
                                  source, comm));
     } else {
       std::int64_t mine = 0;
-      for_each_position_of(n, s, rank, size, [&](std::int64_t) { ++mine; });
+      chunk_source chunks(n, s, rank, size);
+      for (chunk c; chunks.next(c);) mine += c.count;
       items.resize(static_cast<std::size_t>(mine));
       MPIPROC_CHECK(MPI_Scatterv(nullptr, nullptr, nullptr, raw_type<Item>(), items.data(),
                                  checked_count(items.size(), "map over items"), raw_type<Item>(), source, comm));

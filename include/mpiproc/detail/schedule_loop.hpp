@@ -3,6 +3,7 @@
 #include <mpiproc/communicator.hpp>
 #include <mpiproc/schedule.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -23,6 +24,13 @@ std::int64_t dynamic_chunk_size(std::int64_t n, int ranks, std::int64_t requeste
 /// Guided chunk boundaries over [0, n): chunk k is [bounds[k], bounds[k + 1]). Every rank computes
 /// the same table, so the shared counter only has to hand out chunk numbers.
 std::vector<std::int64_t> guided_bounds(std::int64_t n, int ranks, std::int64_t min_chunk);
+
+/// The one chunk a block schedule gives `rank` of `ranks` over [0, n): contiguous runs in rank
+/// order, the first n % ranks of them one item longer.
+inline chunk block_chunk(std::int64_t n, int rank, int ranks) {
+  const std::int64_t r = rank, base = n / ranks, extra = n % ranks;
+  return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0), 1};
+}
 
 /// Whether `s` gives every rank its chunks in advance (block and cyclic), not from a shared counter.
 inline bool fixed_in_advance(const schedule& s) {
