@@ -134,12 +134,23 @@ struct shared_segment::state : registered {
 shared_segment::shared_segment(const communicator& owner, std::size_t bytes, const void* initial) {
   enter_construction(owner.native(), "a lock, queue or other shared object");  // before the transport's collective
   rank_ = owner.rank();
-  const auto parts = static_cast<std::size_t>(owner.size());
   if (owner.state().shared_state_transport() == transport::messages) {
     remote_ = std::make_unique<service_endpoint>(owner, bytes, initial, service_endpoint::handler{});
     for (int r = 0; r < owner.size(); ++r) sizes_.push_back(remote_->bytes(r));
     return;
   }
+  map_on_node(owner, bytes, initial, false);
+}
+
+shared_segment::shared_segment(const communicator& owner, reserve_tag, std::size_t bytes) {
+  enter_construction(owner.native(), "a shared dict");
+  rank_ = owner.rank();
+  const bool on_node = owner.state().shared_state_transport() == transport::shared_memory;
+  map_on_node(owner, on_node && rank_ == 0 ? bytes : 0, nullptr, true);
+}
+
+void shared_segment::map_on_node(const communicator& owner, std::size_t bytes, const void* initial, bool reserve_only) {
+  const auto parts = static_cast<std::size_t>(owner.size());
   local_ = std::make_shared<state>();
   state& s = *local_;
   // Its collectives need the objects' duplicate, but no tags: nothing is sent point to point.
@@ -166,6 +177,8 @@ shared_segment::shared_segment(const communicator& owner, std::size_t bytes, con
       offset += part_bytes(sizes_[r]);
     }
     if (bytes > 0 && initial) std::memcpy(s.bases[static_cast<std::size_t>(rank_)], initial, bytes);
+  } else if (reserve_only) {
+    std::fill(sizes_.begin(), sizes_.end(), 0);  // no memory: every access is refused
   } else if (total > 0) {
     std::byte* base = nullptr;
     const auto local = static_cast<MPI_Aint>(part_bytes(bytes));
@@ -296,8 +309,19 @@ bool shared_segment::wait(int rank, std::size_t offset, std::uint64_t mask, wait
 
 std::uint64_t* shared_segment::mapped_word(int rank, std::size_t offset) {
   if (remote_) return nullptr;
+  const auto at = static_cast<std::size_t>(rank);
+  if (at < local_->bases.size() && !local_->bases[at]) return nullptr;  // no memory there
   check(rank, make(op_load, offset, 8));
   return reinterpret_cast<std::uint64_t*>(local_->bases[static_cast<std::size_t>(rank)] + offset);
+}
+
+void shared_segment::throw_if_broken() {
+  if (!local_) return;  // the service answers a broken segment's requests with the failure
+  for (std::byte* base : local_->bases) {
+    if (!base) continue;
+    std::atomic_ref<std::uint64_t> marked(*reinterpret_cast<std::uint64_t*>(base - header_bytes + broken_at));
+    if (const std::uint64_t mark = marked.load()) fail_broken(local_->broken, mark);
+  }
 }
 
 void shared_segment::changed(int rank, std::size_t offset) {

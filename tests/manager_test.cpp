@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <map>
@@ -46,6 +47,21 @@ void on_one_rank(int turn, const std::function<void()>& change) {
   world().barrier();
   if (rank() == turn % size()) change();
   world().barrier();
+}
+
+/// Whether every rank shares this node's memory and the shared-memory transport is not turned off:
+/// then a dict is one table with one insertion order.
+bool on_one_node() {
+  const char* transport = std::getenv("MPIPROC_TRANSPORT");
+  if (transport && std::string(transport) == "messages") return false;
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int here = 0;
+  MPI_Comm_size(node, &here);
+  MPI_Comm_free(&node);
+  int everywhere = 0;
+  MPI_Allreduce(&here, &everywhere, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return everywhere == size();
 }
 
 /// The sum over ranks.
@@ -351,6 +367,80 @@ TEST(ManagerDict, OnOneRankKeysKeepPythonsInsertionOrderAndPopitemIsLifo) {
   EXPECT_THROW(d.pop("a"), key_error);
   EXPECT_EQ(d.pop("a", -1), -1);
   EXPECT_EQ(d.size(), 0u);
+}
+
+TEST(ManagerDict, OnOneNodeKeysFromEveryRankKeepOneInsertionOrder) {
+  if (!on_one_node()) GTEST_SKIP() << "over several nodes each owner keeps its own order";
+  mpiproc::shared_dict<std::int64_t, std::int64_t> d(world());
+  std::vector<std::int64_t> order;
+  for (int turn = 0; turn < 3 * size(); ++turn) {  // the ranks take turns, each setting two keys
+    const std::int64_t key = 100 - turn;
+    on_one_rank(turn, [&] {
+      d.set(key, turn);
+      d.set(1000 + key, turn);
+    });
+    order.push_back(key);
+    order.push_back(1000 + key);
+  }
+  on_one_rank(1, [&] { d.set(100, -1); });  // set again: keeps its place
+  EXPECT_EQ(d.keys(), order);
+  on_one_rank(2, [&] { EXPECT_TRUE(d.erase(100)); });
+  on_one_rank(3, [&] { d.set(100, -2); });  // erased and set again: goes last
+  order.erase(order.begin());
+  order.push_back(100);
+  EXPECT_EQ(d.keys(), order);
+  on_one_rank(4, [&] { EXPECT_EQ(d.popitem(), (std::pair<std::int64_t, std::int64_t>{100, -2})); });
+  on_one_rank(5, [&] { EXPECT_EQ(d.popitem().first, order[order.size() - 2]); });
+  EXPECT_EQ(d.size(), order.size() - 2);
+  world().barrier();
+}
+
+TEST(ManagerDict, ValuesThatGrowShrinkAndComeBackStayExact) {
+  mpiproc::shared_dict<std::int64_t, std::string> d(world());
+  const int keys = 600;
+  const auto value = [](std::int64_t key, int round) {
+    const auto length = static_cast<std::size_t>((key * 37 + round * 1013) % 3001);  // 0 to 3000 bytes
+    return std::string(length, static_cast<char>('a' + (key + round) % 26));
+  };
+  std::map<std::int64_t, std::string> expected;
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < keys; ++i) {
+      const std::int64_t key = std::int64_t{rank()} * keys + i;
+      if (round == 2 && i % 3 == 0)
+        EXPECT_TRUE(d.erase(key));
+      else
+        d.set(key, value(key, round));
+    }
+  }
+  world().barrier();
+  for (int r = 0; r < size(); ++r)
+    for (int i = 0; i < keys; ++i) expected[std::int64_t{r} * keys + i] = value(std::int64_t{r} * keys + i, 3);
+  EXPECT_EQ(d.snapshot(), expected);
+  EXPECT_EQ(d.size(), expected.size());
+  world().barrier();
+  if (rank() == 0) d.clear();
+  world().barrier();
+  EXPECT_EQ(d.size(), 0u);
+  EXPECT_FALSE(d.contains(0));
+  world().barrier();
+  d.set(-1 - rank(), std::string(70'000, 'z'));  // after clear, blocks are reused and the dict works on
+  world().barrier();
+  EXPECT_EQ(d.size(), static_cast<std::uint64_t>(size()));
+  EXPECT_EQ(d.at(-size()), std::string(70'000, 'z'));
+  world().barrier();
+}
+
+TEST(ManagerDict, ConcurrentUpdatesThatGrowOneValueLoseNothing) {
+  mpiproc::shared_dict<std::string, std::string> d(world());
+  const int n = 150;
+  for (int i = 0; i < n; ++i)
+    d.update("log", [](std::optional<std::string> v) { return v.value_or("") + static_cast<char>('A' + rank()); });
+  world().barrier();
+  const std::string log = d.at("log");
+  EXPECT_EQ(log.size(), static_cast<std::size_t>(n * size()));
+  for (int r = 0; r < size(); ++r)
+    EXPECT_EQ(std::count(log.begin(), log.end(), static_cast<char>('A' + r)), n) << "rank " << r;
+  world().barrier();
 }
 
 TEST(ManagerDict, ConcurrentSetdefaultHasExactlyOneWinnerPerKey) {

@@ -15,30 +15,35 @@
 
 namespace mpiproc {
 
-/// A dictionary that every rank of a communicator reads and changes, like a Manager's dict. Each
-/// key lives on the rank its hash picks, so the dict grows past one rank's memory; that rank's
-/// service thread answers for it, so a rank busy in user code never holds the others up. Every
+/// A dictionary that every rank of a communicator reads and changes, like a Manager's dict. Every
 /// operation is atomic on its key; update() is an atomic read-modify-write with any function.
+/// - On one node the dict is one hash table in memory that every rank maps, with a lock per bucket:
+///   an operation is a few hundred nanoseconds and sends no message. It holds up to the node's
+///   memory (error once that is used up).
+/// - Over several nodes each key lives on the rank its hash picks, so the dict grows past one
+///   rank's memory; that rank's service thread answers for it, so a rank busy in user code never
+///   holds the others up.
 ///
 /// Keys and values travel as bytes (trivially copyable types as they are, others through
 /// Boost.Serialization: include the boost/serialization header for a standard container). Keys
 /// compare by those bytes. Construction is collective; one thread per rank at a time. Movable, not
 /// copyable; a moved-from dict is a usage_error to use.
 ///
-/// Order: each owner keeps its keys in the order they came in (a key set again keeps its place),
-/// and keys(), values(), items() and iteration go owner by owner from rank 0. On one rank that is
-/// Python's insertion order; on several, keys that different ranks own are not ordered by time.
+/// Order: keys(), values(), items() and iteration give the keys in the order they came in (a key
+/// set again keeps its place; erased and set again, it goes last), Python's insertion order. Over
+/// several nodes that holds for each owner's keys, and the owners go one after another from rank
+/// 0, so keys that different ranks own are not ordered by time.
 template <class K, class V>
 class shared_dict {
  public:
   class iterator;
 
   /// Collective over `comm`: an empty dict.
-  explicit shared_dict(const communicator& comm) : store_(comm) {}
+  explicit shared_dict(const communicator& comm) : store_(detail::make_dict_store(comm)) {}
 
   /// The value for `key`, if there is one.
   std::optional<V> get(const K& key) {
-    auto found = store_.get(detail::to_bytes(key));
+    auto found = store().get(detail::to_bytes(key));
     if (!found.version) return std::nullopt;
     return detail::from_bytes<V>(found.value);
   }
@@ -52,34 +57,34 @@ class shared_dict {
     if (auto value = get(key)) return *std::move(value);
     return fallback;
   }
-  bool contains(const K& key) { return store_.get(detail::to_bytes(key)).version != 0; }
-  void set(const K& key, const V& value) { store_.set(detail::to_bytes(key), detail::to_bytes(value)); }
+  bool contains(const K& key) { return store().get(detail::to_bytes(key)).version != 0; }
+  void set(const K& key, const V& value) { store().set(detail::to_bytes(key), detail::to_bytes(value)); }
   /// Removes `key`; whether it was there.
-  bool erase(const K& key) { return store_.erase(detail::to_bytes(key)); }
+  bool erase(const K& key) { return store().erase(detail::to_bytes(key)); }
 
   /// Removes `key` and returns its value, atomically (of ranks popping one key at once, one gets
   /// it); key_error if there is none.
   V pop(const K& key) {
-    if (auto value = store_.pop(detail::to_bytes(key))) return detail::from_bytes<V>(*value);
+    if (auto value = store().pop(detail::to_bytes(key))) return detail::from_bytes<V>(*value);
     throw key_error("mpiproc::shared_dict: pop(key): no such key");
   }
   /// Removes `key` and returns its value, or returns `fallback` if there is none.
   V pop(const K& key, const V& fallback) {
-    if (auto value = store_.pop(detail::to_bytes(key))) return detail::from_bytes<V>(*value);
+    if (auto value = store().pop(detail::to_bytes(key))) return detail::from_bytes<V>(*value);
     return fallback;
   }
-  /// Removes and returns an entry, atomically: the last key set (not set again) of those that the
-  /// first owner with any keeps, asking the calling rank's part first, then the next ranks'.
-  /// On one rank that is Python's LIFO order. key_error if every part was empty when asked.
+  /// Removes and returns an entry, atomically: the last key to come in (Python's LIFO order). Over
+  /// several nodes: the last of those that the first owner with any keeps, asking the calling
+  /// rank's part first, then the next ranks'. key_error if the dict was empty when asked.
   std::pair<K, V> popitem() {
-    auto entry = store_.popitem();
+    auto entry = store().popitem();
     if (!entry) throw key_error("mpiproc::shared_dict: popitem(): dictionary is empty");
     return {detail::from_bytes<K>(entry->first), detail::from_bytes<V>(entry->second)};
   }
   /// Sets `key` to `value` if it has no value, and returns the value it has then, atomically: of
   /// ranks calling this at once for a missing key, exactly one sets it and all get its value.
   V setdefault(const K& key, const V& value) {
-    return detail::from_bytes<V>(store_.setdefault(detail::to_bytes(key), detail::to_bytes(value)));
+    return detail::from_bytes<V>(store().setdefault(detail::to_bytes(key), detail::to_bytes(value)));
   }
 
   /// Atomically replaces the value for `key` with `change(current)` (current: empty if absent)
@@ -88,34 +93,34 @@ class shared_dict {
   template <class F>
   V update(const K& key, F change) {
     const std::string k = detail::to_bytes(key);
-    detail::dict_store::found now = store_.get(k);
+    detail::dict_store::found now = store().get(k);
     for (;;) {
       std::optional<V> current;
       if (now.version) current = detail::from_bytes<V>(now.value);
       V next = change(std::move(current));
-      auto conflict = store_.set_if(k, now.version, detail::to_bytes(next));
+      auto conflict = store().set_if(k, now.version, detail::to_bytes(next));
       if (!conflict) return next;
       now = std::move(*conflict);
     }
   }
 
-  /// The number of keys, summed over the owners (stale while others change the dict).
-  std::uint64_t size() { return store_.size(); }
-  void clear() { store_.clear(); }
-  /// A copy of every entry, sorted by key; each owner's keys are copied at one moment.
+  /// The number of keys (stale while others change the dict).
+  std::uint64_t size() { return store().size(); }
+  void clear() { store().clear(); }
+  /// A copy of every entry, sorted by key, copied at one moment (over several nodes: each owner's part).
   std::map<K, V> snapshot() {
     std::map<K, V> out;
-    for (const auto& [key, value] : store_.entries())
+    for (const auto& [key, value] : store().entries())
       out.emplace(detail::from_bytes<K>(key), detail::from_bytes<V>(value));
     return out;
   }
-  /// Copies of the keys, the values and the entries, in the dict's order (see above); each
-  /// owner's part is copied at one moment.
-  std::vector<K> keys() { return decode<K>(store_.keys_or_values(true)); }
-  std::vector<V> values() { return decode<V>(store_.keys_or_values(false)); }
+  /// Copies of the keys, the values and the entries, in the dict's order (see above), copied at one
+  /// moment (over several nodes: each owner's part).
+  std::vector<K> keys() { return decode<K>(store().keys_or_values(true)); }
+  std::vector<V> values() { return decode<V>(store().keys_or_values(false)); }
   std::vector<std::pair<K, V>> items() {
     std::vector<std::pair<K, V>> out;
-    for (const auto& [key, value] : store_.entries())
+    for (const auto& [key, value] : store().entries())
       out.emplace_back(detail::from_bytes<K>(key), detail::from_bytes<V>(value));
     return out;
   }
@@ -160,7 +165,12 @@ class shared_dict {
     return out;
   }
 
-  detail::dict_store store_;
+  detail::dict_store& store() const {
+    if (!store_) throw usage_error("mpiproc::shared_dict: used after it was moved from");
+    return *store_;
+  }
+
+  std::unique_ptr<detail::dict_store> store_;
 };
 
 }  // namespace mpiproc

@@ -54,6 +54,12 @@ class shared_segment {
  public:
   /// Collective over `comm`: this rank contributes `bytes` bytes, a copy of `initial` or zeroed.
   shared_segment(const communicator& comm, std::size_t bytes, const void* initial = nullptr);
+  /// Collective over `comm`, on one node: `bytes` of address space reserved on rank 0, whose pages
+  /// come (zeroed) as they are first touched, so it may be as large as the node's memory. Only the
+  /// anonymous mapping does that: where it cannot be made (or the transport is messages), the
+  /// segment holds no memory and mapped_word(0, 0) gives nullptr on every rank.
+  struct reserve_tag {};
+  shared_segment(const communicator& comm, reserve_tag, std::size_t bytes);
   /// Collective (see release()); while an exception unwinds, abandon() instead.
   ~shared_segment();
   shared_segment(const shared_segment&) = delete;
@@ -95,6 +101,9 @@ class shared_segment {
   /// path). Whoever changes it directly must call changed() after, to wake sleeping waiters, and
   /// check usable() before each use: the mapping ends with release().
   std::uint64_t* mapped_word(int rank, std::size_t offset);
+  /// Throws peer_failed if another rank's failure broke the segment (for waits of one's own on
+  /// mapped words).
+  void throw_if_broken();
   void changed(int rank, std::size_t offset);
   /// False once released (after MPI_Finalize, for one).
   bool usable() const noexcept;
@@ -113,6 +122,7 @@ class shared_segment {
   struct state;
 
  private:
+  void map_on_node(const communicator& comm, std::size_t bytes, const void* initial, bool reserve_only);
   void check(int target, const segment_ops::request& r) const;
   [[noreturn, gnu::cold]] void refuse(int target, const segment_ops::request& r) const;
   segment_ops::reply apply_to(int target, const segment_ops::request& r, const void* payload = nullptr,

@@ -1,7 +1,7 @@
+#include "dict_served.hpp"
 #include "service_endpoint.hpp"
 
 #include <mpiproc/detail/bytes.hpp>
-#include <mpiproc/detail/dict_store.hpp>
 
 #include <iterator>
 #include <map>
@@ -104,37 +104,23 @@ struct partition {
     }
   }
 };
-
-/// FNV-1a: the same on every rank, whatever the standard library.
-std::uint64_t hash_of(const std::string& bytes) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 }  // namespace
 
-dict_store::dict_store(const communicator& comm)
+dict_served::dict_served(const communicator& comm)
     : endpoint_(std::make_unique<service_endpoint>(
           comm, 0, nullptr, [part = std::make_shared<partition>()](int, const std::string& request) -> std::optional<std::string> {
             return part->answer(request);
           })) {}
 
-dict_store::~dict_store() = default;
-dict_store::dict_store(dict_store&&) noexcept = default;
-dict_store& dict_store::operator=(dict_store&&) noexcept = default;
+dict_served::~dict_served() = default;
 
-service_endpoint& dict_store::endpoint() const {
-  if (!endpoint_) throw usage_error("mpiproc::shared_dict: used after it was moved from");
-  return *endpoint_;
+int dict_served::owner(const std::string& key) const {
+  return static_cast<int>(key_hash(key) % static_cast<std::uint64_t>(endpoint_->size()));
 }
 
-int dict_store::owner(const std::string& key) const {
-  return static_cast<int>(hash_of(key) % static_cast<std::uint64_t>(endpoint().size()));
-}
+std::string dict_served::ask(int rank, const std::string& request) { return *endpoint_->call(rank, request); }
 
-std::string dict_store::ask(int rank, const std::string& request) { return *endpoint().call(rank, request); }
-
-dict_store::found dict_store::get(const std::string& key) {
+dict_store::found dict_served::get(const std::string& key) {
   byte_reader in(ask(owner(key), byte_writer().number(op_get).bytes(key).take()));
   found f;
   f.version = in.number();
@@ -142,11 +128,11 @@ dict_store::found dict_store::get(const std::string& key) {
   return f;
 }
 
-void dict_store::set(const std::string& key, const std::string& value) {
+void dict_served::set(const std::string& key, const std::string& value) {
   ask(owner(key), byte_writer().number(op_set).bytes(key).bytes(value).take());
 }
 
-std::optional<dict_store::found> dict_store::set_if(const std::string& key, std::uint64_t version,
+std::optional<dict_store::found> dict_served::set_if(const std::string& key, std::uint64_t version,
                                                      const std::string& value) {
   byte_reader in(ask(owner(key), byte_writer().number(op_set_if).bytes(key).number(version).bytes(value).take()));
   if (in.number()) return std::nullopt;
@@ -156,30 +142,30 @@ std::optional<dict_store::found> dict_store::set_if(const std::string& key, std:
   return now;
 }
 
-bool dict_store::erase(const std::string& key) {
+bool dict_served::erase(const std::string& key) {
   return byte_reader(ask(owner(key), byte_writer().number(op_erase).bytes(key).take())).number() != 0;
 }
 
-std::uint64_t dict_store::size() {
+std::uint64_t dict_served::size() {
   std::uint64_t total = 0;
-  for (int r = 0; r < endpoint().size(); ++r) total += byte_reader(ask(r, byte_writer().number(op_size).take())).number();
+  for (int r = 0; r < endpoint_->size(); ++r) total += byte_reader(ask(r, byte_writer().number(op_size).take())).number();
   return total;
 }
 
-void dict_store::clear() {
-  for (int r = 0; r < endpoint().size(); ++r) ask(r, byte_writer().number(op_clear).take());
+void dict_served::clear() {
+  for (int r = 0; r < endpoint_->size(); ++r) ask(r, byte_writer().number(op_clear).take());
 }
 
-std::optional<std::string> dict_store::pop(const std::string& key) {
+std::optional<std::string> dict_served::pop(const std::string& key) {
   byte_reader in(ask(owner(key), byte_writer().number(op_pop).bytes(key).take()));
   if (!in.number()) return std::nullopt;
   return in.bytes();
 }
 
-std::optional<std::pair<std::string, std::string>> dict_store::popitem() {
-  const int n = endpoint().size();
+std::optional<std::pair<std::string, std::string>> dict_served::popitem() {
+  const int n = endpoint_->size();
   for (int k = 0; k < n; ++k) {  // the calling rank first: ranks popping at once ask different owners
-    byte_reader in(ask((endpoint().rank() + k) % n, byte_writer().number(op_popitem).take()));
+    byte_reader in(ask((endpoint_->rank() + k) % n, byte_writer().number(op_popitem).take()));
     if (!in.number()) continue;
     std::string key = in.bytes();
     return std::pair{std::move(key), in.bytes()};
@@ -187,13 +173,13 @@ std::optional<std::pair<std::string, std::string>> dict_store::popitem() {
   return std::nullopt;
 }
 
-std::string dict_store::setdefault(const std::string& key, const std::string& value) {
+std::string dict_served::setdefault(const std::string& key, const std::string& value) {
   return byte_reader(ask(owner(key), byte_writer().number(op_setdefault).bytes(key).bytes(value).take())).bytes();
 }
 
-std::vector<std::pair<std::string, std::string>> dict_store::entries() {
+std::vector<std::pair<std::string, std::string>> dict_served::entries() {
   std::vector<std::pair<std::string, std::string>> all;
-  for (int r = 0; r < endpoint().size(); ++r) {
+  for (int r = 0; r < endpoint_->size(); ++r) {
     byte_reader in(ask(r, byte_writer().number(op_entries).number(want_keys | want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) {
       std::string key = in.bytes();
@@ -203,9 +189,9 @@ std::vector<std::pair<std::string, std::string>> dict_store::entries() {
   return all;
 }
 
-std::vector<std::string> dict_store::keys_or_values(bool keys) {
+std::vector<std::string> dict_served::keys_or_values(bool keys) {
   std::vector<std::string> all;
-  for (int r = 0; r < endpoint().size(); ++r) {
+  for (int r = 0; r < endpoint_->size(); ++r) {
     byte_reader in(ask(r, byte_writer().number(op_entries).number(keys ? want_keys : want_values).take()));
     for (std::uint64_t n = in.number(); n > 0; --n) all.push_back(in.bytes());
   }
