@@ -5,12 +5,14 @@
 #include <mpiproc/detail/poller.hpp>
 #include <mpiproc/error.hpp>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 namespace mpiproc::detail {
@@ -99,7 +101,15 @@ class dict_node::all_locked {
 
 std::size_t dict_node::reserved_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  const std::size_t node = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) : 0;
+  std::size_t node = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) : 0;
+  // Under a cgroup v2 limit (a Slurm job's, a container's), that limit is the memory there is.
+  std::ifstream groups("/proc/self/cgroup");
+  for (std::string line; std::getline(groups, line);) {
+    if (line.rfind("0::", 0) != 0) continue;
+    std::ifstream limit("/sys/fs/cgroup" + line.substr(3) + "/memory.max");
+    std::uint64_t most = 0;
+    if (limit >> most && most > 0) node = std::min<std::size_t>(node, most);
+  }
   return std::clamp<std::size_t>(node, std::size_t{1} << 30, std::size_t{1} << 40);
 }
 
@@ -111,6 +121,7 @@ dict_node::dict_node(std::unique_ptr<shared_segment> memory)
 void dict_node::check_usable() const {
   if (!memory_->usable())
     throw usage_error("mpiproc::shared_dict: used after its communicator was released (the MPI environment ended)");
+  memory_->throw_if_broken();  // a rank that failed inside an operation may have left it half done
 }
 
 dict_node::header& dict_node::head() const { return *reinterpret_cast<header*>(base_); }
@@ -168,6 +179,11 @@ std::uint64_t dict_node::allocate(unsigned size_class) {
 }
 
 void dict_node::release(std::uint64_t at, unsigned size_class) {
+  if (size_class >= 16) {  // 64 KiB or more: its pages go back to the node, all but the free list's link
+    const std::uint64_t page = 4096, first = (at + 8 + page - 1) / page * page,
+                        end = (at + (std::uint64_t{1} << size_class)) / page * page;
+    if (end > first) ::madvise(base_ + first, end - first, MADV_REMOVE);
+  }
   header& h = head();
   locked guard(*this, h.heap_lock);
   entry_at(at).next = h.free[size_class];
@@ -191,12 +207,15 @@ std::string dict_node::key_of(const entry& e) const {
 }
 
 void dict_node::put_value(entry& e, const std::string& value) {
-  if (value.size() > (e.value_class ? std::uint64_t{1} << e.value_class : 0)) {
+  const std::uint64_t room = e.value_class ? std::uint64_t{1} << e.value_class : 0;
+  // A new block when the value outgrows its block, or shrinks to a quarter of a block of 4 KiB or more.
+  if (value.size() > room || (e.value_class > 12 && value.size() < room / 4)) {
     const unsigned size_class = class_of(value.size());
-    const std::uint64_t at = allocate(size_class);
-    if (e.value_class) release(e.value_at, e.value_class);
-    e.value_at = at;
+    const std::uint64_t old_at = e.value_at;
+    const unsigned old_class = e.value_class;
+    e.value_at = allocate(size_class);
     e.value_class = size_class;
+    if (old_class) release(old_at, old_class);
   }
   if (!value.empty()) std::memcpy(bytes_at(e.value_at), value.data(), value.size());
   e.value_bytes = value.size();
@@ -218,34 +237,44 @@ std::uint64_t dict_node::insert(bucket& b, std::uint64_t hash, const std::string
     release(at, size_class);
     throw;
   }
-  e.next = b.head;
-  b.head = at;
   header& h = head();
   {
-    locked guard(*this, h.order_lock);
+    locked guard(*this, h.order_lock);  // taken before the entry shows anywhere: all of it or nothing
+    e.next = b.head;
+    b.head = at;
     e.before = h.last;
     if (h.last) entry_at(h.last).after = at;
     else h.first = at;
     h.last = at;
+    std::atomic_ref<std::uint64_t>(h.count).fetch_add(1);
   }
-  std::atomic_ref<std::uint64_t>(h.count).fetch_add(1);
   return at;
 }
 
-void dict_node::remove(bucket& b, std::uint64_t at) {
+void dict_node::unlink(bucket& b, std::uint64_t at) {
   entry& e = entry_at(at);
   std::uint64_t* link = &b.head;
   while (*link != at) link = &entry_at(*link).next;
   *link = e.next;
   header& h = head();
-  {
-    locked guard(*this, h.order_lock);
-    (e.before ? entry_at(e.before).after : h.first) = e.after;
-    (e.after ? entry_at(e.after).before : h.last) = e.before;
-  }
+  (e.before ? entry_at(e.before).after : h.first) = e.after;
+  (e.after ? entry_at(e.after).before : h.last) = e.before;
   std::atomic_ref<std::uint64_t>(h.count).fetch_sub(1);
+}
+
+void dict_node::free_entry(std::uint64_t at) {
+  const entry& e = entry_at(at);
+  const unsigned size_class = class_of(sizeof(entry) + e.key_bytes);
   if (e.value_class) release(e.value_at, e.value_class);
-  release(at, class_of(sizeof(entry) + e.key_bytes));
+  release(at, size_class);
+}
+
+void dict_node::remove(bucket& b, std::uint64_t at) {
+  {
+    locked guard(*this, head().order_lock);
+    unlink(b, at);
+  }
+  free_entry(at);
 }
 
 dict_store::found dict_node::get(const std::string& key) {
@@ -321,12 +350,14 @@ std::optional<std::pair<std::string, std::string>> dict_node::popitem() {
     }
     bucket& b = bucket_of(hash);
     locked guard(*this, b.lock);
+    std::pair<std::string, std::string> out;
     {
       locked order(*this, h.order_lock);
       if (h.last != at || &bucket_of(entry_at(at).hash) != &b) continue;
+      out = {key_of(entry_at(at)), value_of(entry_at(at))};
+      unlink(b, at);
     }
-    std::pair<std::string, std::string> out{key_of(entry_at(at)), value_of(entry_at(at))};
-    remove(b, at);
+    free_entry(at);
     return out;
   }
 }
@@ -354,8 +385,7 @@ void dict_node::clear() {
     const entry& e = entry_at(at);
     const std::uint64_t after = e.after;
     bucket_of(e.hash).head = 0;
-    if (e.value_class) release(e.value_at, e.value_class);
-    release(at, class_of(sizeof(entry) + e.key_bytes));
+    free_entry(at);
     at = after;
   }
   h.first = h.last = 0;

@@ -53,6 +53,10 @@ class dict_node final : public dict_store {
   std::uint64_t next_version();
   void put_value(entry& e, const std::string& value);
   std::uint64_t insert(bucket& b, std::uint64_t hash, const std::string& key, const std::string& value);
+  /// Takes the entry out of its chain and of the order (the caller holds both their locks).
+  void unlink(bucket& b, std::uint64_t at);
+  /// Frees an unlinked entry's blocks.
+  void free_entry(std::uint64_t at);
   void remove(bucket& b, std::uint64_t at);
 
   std::uint64_t allocate(unsigned size_class);

@@ -428,6 +428,12 @@ TEST(ManagerDict, ValuesThatGrowShrinkAndComeBackStayExact) {
   EXPECT_EQ(d.size(), static_cast<std::uint64_t>(size()));
   EXPECT_EQ(d.at(-size()), std::string(70'000, 'z'));
   world().barrier();
+  d.set(-1 - rank(), "short");  // a big block shrinks, and grows again
+  EXPECT_EQ(d.at(-1 - rank()), "short");
+  d.set(-1 - rank(), std::string(200'000, 'y'));
+  world().barrier();
+  EXPECT_EQ(d.at(-size()), std::string(200'000, 'y'));
+  world().barrier();
 }
 
 TEST(ManagerDict, ConcurrentUpdatesThatGrowOneValueLoseNothing) {

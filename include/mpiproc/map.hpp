@@ -11,6 +11,7 @@
 #include <mpiproc/range.hpp>
 #include <mpiproc/schedule.hpp>
 
+#include <algorithm>
 #include <climits>
 #include <concepts>
 #include <cstdint>
@@ -43,17 +44,35 @@ std::vector<R> gather_in_order(const communicator& comm, std::int64_t n, std::ve
   }
   if (in_order) return all_results;
 
-  // source[p]: where the result for position p sits in the rank-ordered concatenation.
-  std::vector<std::int64_t> source(static_cast<std::size_t>(n));
+  // Each result moves to its position in place, cycle by cycle of the permutation (the result at
+  // i belongs at place_of(i)), with one bit per position to mark places filled: no second vector
+  // of results and no table of n indices beside them (a root's memory is the results, once).
+  std::vector<std::int64_t> starts;  // where each chunk's results begin in the concatenation
   next = 0;
-  for (std::size_t k = 0; k + 2 < all_chunks.size(); k += 3)
-    for (std::int64_t j = 0, p = all_chunks[k]; j < all_chunks[k + 1]; ++j, p += all_chunks[k + 2], ++next)
-      source[static_cast<std::size_t>(p)] = next;
-
-  std::vector<R> ordered;
-  ordered.reserve(static_cast<std::size_t>(n));
-  for (const std::int64_t from : source) ordered.push_back(std::move(all_results[static_cast<std::size_t>(from)]));
-  return ordered;
+  for (std::size_t k = 0; k + 2 < all_chunks.size(); k += 3) {
+    starts.push_back(next);
+    next += all_chunks[k + 1];
+  }
+  const auto place_of = [&](std::int64_t i) {
+    const auto k = static_cast<std::size_t>(std::upper_bound(starts.begin(), starts.end(), i) - starts.begin() - 1);
+    return all_chunks[3 * k] + (i - starts[k]) * all_chunks[3 * k + 2];
+  };
+  std::vector<bool> filled(static_cast<std::size_t>(n));
+  for (std::int64_t start = 0; start < n; ++start) {
+    if (filled[static_cast<std::size_t>(start)]) continue;
+    R carried = std::move(all_results[static_cast<std::size_t>(start)]);
+    for (std::int64_t at = place_of(start); at != start;) {
+      const std::int64_t then = place_of(at);
+      R displaced = std::move(all_results[static_cast<std::size_t>(at)]);
+      all_results[static_cast<std::size_t>(at)] = std::move(carried);
+      filled[static_cast<std::size_t>(at)] = true;
+      carried = std::move(displaced);
+      at = then;
+    }
+    all_results[static_cast<std::size_t>(start)] = std::move(carried);
+    filled[static_cast<std::size_t>(start)] = true;
+  }
+  return all_results;
 }
 
 /// What a map keeps of its results (a Part of fold_chunks): form's fn(x) for each position this
