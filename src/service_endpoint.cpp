@@ -125,6 +125,15 @@ struct service_endpoint::state : registered {
 service_endpoint::service_endpoint(const communicator& owner, std::size_t bytes, const void* initial, handler answer)
     : state_(std::make_shared<state>()) {
   enter_construction(owner.native(), "a lock, queue, dict or other shared object");
+  open(owner, bytes, initial, std::move(answer));
+}
+
+service_endpoint::service_endpoint(const communicator& owner, within_call, handler answer)
+    : state_(std::make_shared<state>()) {
+  open(owner, 0, nullptr, std::move(answer));
+}
+
+void service_endpoint::open(const communicator& owner, std::size_t bytes, const void* initial, handler answer) {
   int level = MPI_THREAD_SINGLE;
   MPIPROC_CHECK(MPI_Query_thread(&level));
   if (level < MPI_THREAD_MULTIPLE)

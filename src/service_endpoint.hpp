@@ -31,6 +31,10 @@ class service_endpoint {
   /// Collective over `comm`: this rank serves `bytes` bytes of memory (a copy of `initial`, or
   /// zeroed) and, with a handler (on every rank), calls.
   service_endpoint(const communicator& comm, std::size_t bytes, const void* initial, handler answer);
+  /// Collective over `comm`, inside a collective call on it whose ranks already agreed to make
+  /// one here (a call's own endpoint, as item_server's): no memory, calls to `answer`.
+  struct within_call {};
+  service_endpoint(const communicator& comm, within_call, handler answer);
   /// Collective (see release()); while an exception unwinds, abandon() instead.
   ~service_endpoint();
   service_endpoint(const service_endpoint&) = delete;
@@ -68,6 +72,8 @@ class service_endpoint {
   struct state;
 
  private:
+  void open(const communicator& comm, std::size_t bytes, const void* initial, handler answer);
+
   std::shared_ptr<state> state_;  // also held by the registry's release at MPI_Finalize
 };
 

@@ -196,6 +196,38 @@ TEST(Map, ItemsFromAnyRootUnderEverySchedule) {
   }
 }
 
+TEST(Map, ItemsFetchedChunkByChunkUnderDynamicAndGuided) {
+  // Under these schedules each rank fetches its chunks' items from the holder as it takes them:
+  // every result in order, strings encoded, booleans (packed bits in a vector) too, and an error in
+  // the function on any rank reaches every rank.
+  const int holder = world().size() - 1;
+  const std::size_t n = 3000;
+  std::vector<std::string> words;
+  std::vector<bool> flags;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (world().rank() == holder) words.push_back(label(static_cast<int>(i)));
+    if (world().rank() == 0) flags.push_back(i % 7 == 0);  // map's items are rank 0's
+  }
+  for (const auto& s : {schedule::dynamic(64), schedule::dynamic(), schedule::guided(), schedule::guided(100)}) {
+    const auto echoed = mpiproc::map_root(world(), holder, words, [](const std::string& w) { return w + "!"; }, s);
+    const auto bits = mpiproc::map(world(), flags, [](bool f) { return f ? 7 : 1; }, s);
+    ASSERT_EQ(bits.size(), n) << describe(s);
+    for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(bits[i], i % 7 == 0 ? 7 : 1) << i << " " << describe(s);
+    if (world().rank() == holder) {
+      ASSERT_EQ(echoed.size(), n) << describe(s);
+      for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(echoed[i], label(static_cast<int>(i)) + "!") << describe(s);
+    }
+    EXPECT_THROW(mpiproc::map_root(world(), holder, words,
+                                   [](const std::string& w) {
+                                     if (w == label(2999)) throw std::runtime_error("bad word");
+                                     return w.size();
+                                   },
+                                   s),
+                 mpiproc::remote_error)
+        << describe(s);
+  }
+}
+
 TEST(Map, BooleanResults) {
   // std::vector<bool> packs bits; it must still come back whole and in order.
   for (const auto& s : all_schedules()) {

@@ -182,15 +182,40 @@ auto map_range(const communicator& comm, const char* call, const range<T>& r, Fn
   return map_over<R>(comm, sig, items_of<T, Fn>{r, fn}, s, opts);
 }
 
+/// The smallest dynamic chunk whose items a rank fetches rather than receives by broadcast.
+inline constexpr std::int64_t fetched_chunk = 64;
+
 template <class Item, class Fn>
 auto map_items(const communicator& comm, const char* call, std::vector<Item>& items, Fn& fn, const schedule& s,
                int source, int root, const call_options& opts) {
   using R = std::decay_t<std::invoke_result_t<Fn&, const Item&>>;
   const collective_call entered(comm, call);
-  // A static schedule sends each rank only its share; a shared counter's chunks (dynamic, guided)
-  // and a checkpoint's resumption can fall anywhere, so those calls broadcast every item.
+  // A static schedule sends each rank only its share. A shared counter's chunks (dynamic, guided)
+  // fall anywhere: each rank fetches its chunks' items from the source as it claims them, where
+  // each chunk is worth a round trip (not dynamic chunks of a few items) and the source can serve
+  // (MPI_THREAD_MULTIPLE). A checkpoint's resumption broadcasts every item.
   const bool shares = fixed_in_advance(s) && !opts.checkpoint && comm.size() > 1;
+  const bool fetches = !fixed_in_advance(s) && !opts.checkpoint && comm.size() > 1 &&
+                       (s.type() == schedule::kind::guided || s.chunk() == 0 || s.chunk() >= fetched_chunk) &&
+                       item_server::available();
   agree_before_broadcast<Item>(comm.native(), call, s, root, source, static_cast<bool>(opts.checkpoint));
+  if (fetches) {
+    std::uint64_t total = items.size();
+    MPIPROC_CHECK(MPI_Bcast(&total, 1, MPI_UINT64_T, source, comm.native()));
+    const auto n = static_cast<std::int64_t>(checked_count(total, "map over items"));
+    item_server server(comm, source, [&items](std::int64_t offset, std::int64_t count) {
+      std::string out;  // the encoding of a vector of the run's items
+      if constexpr (travels_raw<Item> && !std::is_same_v<Item, bool>)
+        out.assign(reinterpret_cast<const char*>(items.data() + offset), static_cast<std::size_t>(count) * sizeof(Item));
+      else
+        append_bytes(out, std::vector<Item>(items.begin() + offset, items.begin() + offset + count));
+      return out;
+    });
+    const auto sig = signature_of<void, R>(call, n, 0, s, root);
+    if (comm.rank() == source) return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
+    std::vector<Item> run;
+    return map_over<R>(comm, sig, fetched_items<Item, Fn>{server, n, fn, run}, s, opts);
+  }
   if (!shares) {
     broadcast(comm.native(), items, source);
     const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
@@ -223,9 +248,11 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, T>>> map_root(const communica
 }
 
 /// Collective, like Pool.map(f, items): fn(item) for each item of `items` as given on rank 0 (the
-/// other ranks' vectors are ignored), in input order on every rank. Under a block or cyclic
-/// schedule each rank receives only the items it computes; under dynamic and guided schedules, and
-/// with a checkpoint, every rank receives every item.
+/// other ranks' vectors are ignored), in input order on every rank. Each rank receives only the
+/// items it computes: under a block or cyclic schedule its share, up front; under guided and
+/// dynamic schedules each chunk's items as it takes the chunk, one round trip to rank 0 per chunk
+/// (which needs MPI_THREAD_MULTIPLE). Dynamic chunks of fewer than 64 items, and calls with a
+/// checkpoint, send every rank every item instead.
 template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const communicator& comm,
                                                                      std::vector<Item> items, Fn fn,
@@ -235,8 +262,8 @@ std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map(const comm
 
 /// Collective: fn(item) for each item of `items` as given on `root`, the results in input order on
 /// `root` only (empty on the other ranks): the shape of a Pool.map call made by one process. The
-/// items travel as for map over items: under a block or cyclic schedule a rank other than `root`
-/// holds only its share of the items and of the results.
+/// items travel as for map over items: a rank other than `root` holds only its share of the items
+/// (its chunks' items, under guided and dynamic schedules) and of the results.
 template <class Item, std::invocable<const Item&> Fn>
 std::vector<std::decay_t<std::invoke_result_t<Fn&, const Item&>>> map_root(const communicator& comm, int root,
                                                                           std::vector<Item> items, Fn fn,

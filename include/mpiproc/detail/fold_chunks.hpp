@@ -10,7 +10,9 @@
 #include <mpiproc/detail/call_monitor.hpp>
 #include <mpiproc/detail/checkpointed.hpp>
 #include <mpiproc/detail/collective.hpp>
+#include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/failure.hpp>
+#include <mpiproc/detail/item_server.hpp>
 #include <mpiproc/detail/schedule_loop.hpp>
 #include <mpiproc/range.hpp>
 #include <mpiproc/schedule.hpp>
@@ -111,6 +113,30 @@ struct own_share {
   template <class Use>
   void operator()(const chunk& c, Use&& use) const {
     for (std::int64_t k = 0; k < c.count; ++k) pass_result(fn, share[next++], use);
+  }
+};
+
+/// The items forms on a rank that fetches each chunk's items from the rank that holds them (see
+/// item_server) as the chunk comes: dynamic and guided schedules, whose chunks fall anywhere.
+/// `run` holds the last chunk's items.
+template <class Item, class Fn>
+struct fetched_items {
+  item_server& server;
+  std::int64_t n;  // the items of the call
+  Fn& fn;
+  std::vector<Item>& run;
+
+  std::int64_t size() const { return n; }
+  std::string text() const { return items_text(n); }
+  template <class Use>
+  void operator()(const chunk& c, Use&& use) const {
+    for (std::int64_t k = 0; k < c.count;) {  // a strided chunk item by item (these schedules give none)
+      const std::int64_t many = c.stride == 1 ? c.count : 1;
+      const std::string bytes = server.fetch(c.offset + k * c.stride, many);
+      decode_into(run, bytes.data(), bytes.size());
+      for (const Item& item : run) pass_result(fn, item, use);
+      k += many;
+    }
   }
 };
 
