@@ -27,7 +27,7 @@ constexpr std::size_t heap_at = table_at + (std::size_t{1} << bucket_bits) * 16;
 
 struct dict_node::header {
   std::uint64_t top;      // atomic: the heap's bytes handed out so far, from heap_at
-  std::uint64_t version;  // atomic: the last version given
+  std::uint64_t version;  // atomic: the last entry born
   std::uint64_t count;    // atomic: the entries
   std::uint32_t heap_lock, order_lock;
   std::uint64_t first, last;  // under order_lock: the ends of the insertion order
@@ -190,7 +190,13 @@ void dict_node::release(std::uint64_t at, unsigned size_class) {
   h.free[size_class] = at;
 }
 
-std::uint64_t dict_node::next_version() { return std::atomic_ref<std::uint64_t>(head().version).fetch_add(1) + 1; }
+// A version is the entry's birth (high half, from a counter of the whole dict: a key erased and set
+// again never shows an old version) and its changes since (low half, under its bucket's lock: no
+// line that every writer takes).
+std::uint64_t dict_node::next_version(const entry& e) {
+  if (e.version != 0) return e.version + 1;
+  return (std::atomic_ref<std::uint64_t>(head().version).fetch_add(1) + 1) << 32;
+}
 
 std::uint64_t dict_node::find(const bucket& b, std::uint64_t hash, const std::string& key) const {
   for (std::uint64_t at = b.head; at != 0; at = entry_at(at).next) {
@@ -219,7 +225,7 @@ void dict_node::put_value(entry& e, const std::string& value) {
   }
   if (!value.empty()) std::memcpy(bytes_at(e.value_at), value.data(), value.size());
   e.value_bytes = value.size();
-  e.version = next_version();
+  e.version = next_version(e);
 }
 
 std::uint64_t dict_node::insert(bucket& b, std::uint64_t hash, const std::string& key, const std::string& value) {

@@ -50,7 +50,7 @@ class dict_node final : public dict_store {
   std::uint64_t find(const bucket& b, std::uint64_t hash, const std::string& key) const;
   std::string value_of(const entry& e) const;
   std::string key_of(const entry& e) const;
-  std::uint64_t next_version();
+  std::uint64_t next_version(const entry& e);
   void put_value(entry& e, const std::string& value);
   std::uint64_t insert(bucket& b, std::uint64_t hash, const std::string& key, const std::string& value);
   /// Takes the entry out of its chain and of the order (the caller holds both their locks).
