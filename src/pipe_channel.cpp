@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,17 +28,20 @@ constexpr std::size_t eager_bytes = 1024;
 /// comes. A receive is posted for the end of stream; the data is taken once it has come.
 struct drain {
   MPI_Comm comm;
-  int peer, data_tag, broken_tag;
+  int peer, data_tag, stop_tag;
   MPI_Request end;
+  std::shared_ptr<int> stop = std::make_shared<int>();  // where `end` receives (the drain is copied)
 
   /// Receives (and drops) what has come; true once the end of stream has, with everything before it.
   bool progress() noexcept {
     int done = 0;
     if (MPI_Test(&end, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) done = 1;  // give up on a broken receive
-    take_all(broken_tag);
-    // Data only after the end of stream (everything sent before it is here by then): a large send
+    // Data only after the other end stopped (everything sent before is here by then): a large send
     // that waits meanwhile sees this end closed and fails, rather than seem to be received.
-    if (done) take_all(data_tag);
+    if (done) {
+      take_all(data_tag);
+      take_all(stop_tag);  // an end of stream after a failure's notice
+    }
     return done != 0;
   }
 
@@ -98,7 +102,11 @@ void forget_pipe_drains(MPI_Comm channels) noexcept {
 struct pipe_channel::state : registered {
   std::shared_ptr<communicator_handles> comm_alive;  // keeps `comm` alive
   MPI_Comm comm = MPI_COMM_NULL;
-  int data_tag = 0, end_tag = 0, broken_tag = 0;
+  // Data, and the other end's stop: its end of stream (no bytes) or its rank's failure (the failed
+  // rank, an int), on one tag so that a send checks for both with one probe.
+  int data_tag = 0, stop_tag = 0;
+  bool stop_taken = false;  // the stop has been received:
+  int failed = -1;          // the rank whose failure it reported, or -1 for an end of stream
   int peer = -1;
   bool sends = false, receives = false;
   bool closed = false;  // this end
@@ -112,7 +120,7 @@ struct pipe_channel::state : registered {
     if (peer < 0 || closed || mpi_finalizing()) return;  // a closed end's peer no longer listens
     failed_sent = failed_rank;  // the send reads it after this returns
     MPI_Request sent = MPI_REQUEST_NULL;  // never waits for the other end
-    if (MPI_Isend(&failed_sent, 1, MPI_INT, peer, broken_tag, comm, &sent) == MPI_SUCCESS) MPI_Request_free(&sent);
+    if (MPI_Isend(&failed_sent, 1, MPI_INT, peer, stop_tag, comm, &sent) == MPI_SUCCESS) MPI_Request_free(&sent);
   }
 
   void check(bool allowed, const char* what) const {
@@ -130,22 +138,28 @@ struct pipe_channel::state : registered {
     return found != 0;
   }
 
-  /// Throws peer_failed if the other end's rank reported a failure.
-  void check_broken() const {
-    if (!waiting(broken_tag)) return;
-    int failed = 0;
-    MPIPROC_CHECK(MPI_Recv(&failed, 1, MPI_INT, peer, broken_tag, comm, MPI_STATUS_IGNORE));
-    throw peer_failed(failed);
+  /// Whether the other end stopped (closed, or its rank failed): takes its stop message once it has
+  /// come. Messages from one rank arrive in order, so any data sent before is already here.
+  bool other_end_stopped() {
+    if (stop_taken) return true;
+    if (!waiting(stop_tag)) return false;
+    MPI_Status status;
+    MPIPROC_CHECK(MPI_Recv(&failed, 1, MPI_INT, peer, stop_tag, comm, &status));
+    int count = 0;
+    MPIPROC_CHECK(MPI_Get_count(&status, MPI_INT, &count));
+    if (count == 0) failed = -1;
+    stop_taken = true;
+    return true;
   }
 
-  /// Whether the other end closed or its rank failed (there is an end or a broken message).
-  bool other_end_stopped() const { return waiting(end_tag) || waiting(broken_tag); }
+  /// Throws peer_failed if the other end's rank reported a failure.
+  void check_broken() {
+    if (other_end_stopped() && failed >= 0) throw peer_failed(failed);
+  }
 
-  /// Once other_end_stopped(): throws peer_failed if its rank failed, else takes the end of
-  /// stream. Messages from one rank arrive in order, so any data sent before is already here.
+  /// Once other_end_stopped(): throws peer_failed if its rank failed, else ends the stream.
   void take_end() {
     check_broken();
-    MPIPROC_CHECK(MPI_Recv(nullptr, 0, MPI_BYTE, peer, end_tag, comm, MPI_STATUS_IGNORE));
     ended = true;
   }
 
@@ -167,12 +181,11 @@ pipe_channel::pipe_channel(const communicator& comm, int first, int second, bool
     throw usage_error("mpiproc: a pipe joins two different ranks in [0, " + std::to_string(size) + "), not " +
                       std::to_string(first) + " and " + std::to_string(second));
   enter_construction(comm.native(), "a pipe");
-  const object_channel channel = comm.state().new_object(3, "pipe");
+  const object_channel channel = comm.state().new_object(2, "pipe");
   s.comm_alive = channel.keep;
   s.comm = channel.comm;
   s.data_tag = channel.first_tag;
-  s.end_tag = s.data_tag + 1;
-  s.broken_tag = s.data_tag + 2;
+  s.stop_tag = s.data_tag + 1;
   if (rank == first || rank == second) {
     s.peer = rank == first ? second : first;
     s.sends = duplex || rank == first;
@@ -292,9 +305,9 @@ bool pipe_channel::poll(const deadline& until) {
   s.check(s.receives, "poll");
   return poll_until(
       [&] {
-        if (s.ended || s.waiting(s.data_tag) || s.waiting(s.end_tag)) return true;
+        if (s.ended || s.waiting(s.data_tag)) return true;
         s.check_broken();
-        return false;
+        return s.other_end_stopped();  // the end of stream: a recv returns at once
       },
       until);
 }
@@ -304,14 +317,16 @@ void pipe_channel::close() {
   if (s.closed || s.peer < 0 || mpi_finalizing()) return;
   s.closed = true;
   MPI_Request sent = MPI_REQUEST_NULL;  // the other end may never read it
-  MPIPROC_CHECK(MPI_Isend(nullptr, 0, MPI_BYTE, s.peer, s.end_tag, s.comm, &sent));
+  MPIPROC_CHECK(MPI_Isend(nullptr, 0, MPI_BYTE, s.peer, s.stop_tag, s.comm, &sent));
   MPIPROC_CHECK(MPI_Request_free(&sent));
   auto& d = the_drains();
   std::lock_guard guard(d.mutex);
-  if (!s.ended) {  // the other end's end of stream, and what it sent before, are still to come
-    drain x{s.comm, s.peer, s.data_tag, s.broken_tag, MPI_REQUEST_NULL};
-    MPIPROC_CHECK(MPI_Irecv(nullptr, 0, MPI_BYTE, s.peer, s.end_tag, s.comm, &x.end));
+  drain x{s.comm, s.peer, s.data_tag, s.stop_tag, MPI_REQUEST_NULL};
+  if (!s.stop_taken) {  // the other end's stop, and what it sent before, are still to come
+    MPIPROC_CHECK(MPI_Irecv(x.stop.get(), 1, MPI_INT, s.peer, s.stop_tag, s.comm, &x.end));
     if (!x.progress()) d.pending.push_back(x);
+  } else if (!s.ended) {
+    x.take_all(s.data_tag);  // the stop came, so all that was sent before it is here: unread, dropped
   }
   progress_drains(d.pending);
 }

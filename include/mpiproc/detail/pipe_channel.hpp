@@ -12,8 +12,9 @@
 namespace mpiproc::detail {
 
 /// The untyped part of a pipe: messages between two ranks on the communicator's channels
-/// duplicate, on three tags of the pipe's own (data; the end of stream, sent when an end closes;
-/// broken, sent when a rank fails in a collective call, so the other end's wait ends). Tags of its
+/// duplicate, on two tags of the pipe's own: data, and a stop (the end of stream, sent when an end
+/// closes, or the failed rank, sent when a rank fails in a collective call, so the other end's wait
+/// ends; one tag, so that each send checks for both with one probe). Tags of its
 /// own keep a dropped pipe's unread messages from ever reaching a later one. Waits poll
 /// (poller.hpp's poll_until).
 class pipe_channel {
