@@ -90,8 +90,8 @@ class map_part {
   /// every rank knows every rank's run of positions. A rank that receives the results then folds
   /// into the whole vector and the others' runs land beside them in one gather, with no chunk
   /// lists and no copy, as in a hand-written MPI_Gatherv with MPI_IN_PLACE.
-  static bool placed_directly(const communicator& comm, std::int64_t n, const schedule& s, const call_options& opts) {
-    return placeable && comm.size() > 1 && s.type() == schedule::kind::block && !opts.checkpoint && n <= INT_MAX;
+  static bool placed_directly(std::int64_t n, const schedule& s, const call_options& opts) {
+    return placeable && s.type() == schedule::kind::block && !opts.checkpoint && n <= INT_MAX;
   }
 
   const Form& form() const { return form_; }
@@ -168,7 +168,7 @@ class map_part {
 template <class R, class Form>
 std::vector<R> map_over(const communicator& comm, const call_signature& sig, const Form& form, const schedule& s,
                         const call_options& opts) {
-  const bool placed = map_part<R, Form>::placed_directly(comm, form.size(), s, opts);
+  const bool placed = map_part<R, Form>::placed_directly(form.size(), s, opts);
   map_part<R, Form> part(form, placed, sig.root == all_ranks || comm.rank() == sig.root);
   return fold_chunks(comm, sig, s, opts, part);
 }
