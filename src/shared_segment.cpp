@@ -44,6 +44,10 @@ struct shared_segment::state : registered {
     return reinterpret_cast<std::uint32_t*>(bases[target] - header_bytes) + 2 * place(offset);
   }
   std::uint32_t* waiter_count(int target, std::size_t offset) const { return futex_word(target, offset) + 1; }
+  /// The broken word of a part's header (`base`: the part as mapped here).
+  static std::atomic_ref<std::uint64_t> broken_mark(std::byte* base) {
+    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(base - header_bytes + broken_at));
+  }
 
   /// Wakes whoever sleeps on the places [first, last) of `target`'s header.
   void wake_places(int target, std::size_t first, std::size_t last) const {
@@ -73,7 +77,7 @@ struct shared_segment::state : registered {
   /// paces it, then sleeps on a futex word that every change to the words it covers bumps while anyone sleeps.
   bool wait(int target, const request& r, const deadline& until) {
     const auto attempt = [&] { return apply_here(target, r, nullptr, nullptr).ok != 0; };
-    std::atomic_ref<std::uint64_t> marked(*reinterpret_cast<std::uint64_t*>(bases[target] - header_bytes + broken_at));
+    const std::atomic_ref<std::uint64_t> marked = broken_mark(bases[target]);
     for (poller patience = poller::for_memory(); !patience.sleepy(); patience.pause()) {
       if (attempt()) return true;
       if (const std::uint64_t mark = marked.load()) fail_broken(broken, mark);
@@ -106,9 +110,8 @@ struct shared_segment::state : registered {
     const std::uint64_t mark = static_cast<std::uint64_t>(failed_rank) + 1;
     for (std::size_t target = 0; target < bases.size(); ++target) {
       if (!bases[target]) continue;  // no memory there
-      std::byte* header = bases[target] - header_bytes;
       std::uint64_t none = 0;
-      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(header + broken_at)).compare_exchange_strong(none, mark);
+      broken_mark(bases[target]).compare_exchange_strong(none, mark);
       wake_places(static_cast<int>(target), 0, places);
     }
   }
@@ -319,8 +322,7 @@ void shared_segment::throw_if_broken() {
   if (!local_) return;  // the service answers a broken segment's requests with the failure
   for (std::byte* base : local_->bases) {
     if (!base) continue;
-    std::atomic_ref<std::uint64_t> marked(*reinterpret_cast<std::uint64_t*>(base - header_bytes + broken_at));
-    if (const std::uint64_t mark = marked.load()) fail_broken(local_->broken, mark);
+    if (const std::uint64_t mark = state::broken_mark(base).load()) fail_broken(local_->broken, mark);
   }
 }
 

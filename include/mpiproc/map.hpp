@@ -200,9 +200,7 @@ auto map_items(const communicator& comm, const char* call, std::vector<Item>& it
                        item_server::available();
   agree_before_broadcast<Item>(comm.native(), call, s, root, source, static_cast<bool>(opts.checkpoint));
   if (fetches) {
-    std::uint64_t total = items.size();
-    MPIPROC_CHECK(MPI_Bcast(&total, 1, MPI_UINT64_T, source, comm.native()));
-    const auto n = static_cast<std::int64_t>(checked_count(total, "map over items"));
+    const std::int64_t n = items_held(comm.native(), items, source);
     item_server server(comm, source, [&items](std::int64_t offset, std::int64_t count) {
       std::string out;  // the encoding of a vector of the run's items
       if constexpr (travels_raw<Item> && !std::is_same_v<Item, bool>)

@@ -27,6 +27,14 @@ void for_each_position_of(std::int64_t n, const schedule& s, int rank, int ranks
     for (std::int64_t k = 0, at = c.offset; k < c.count; ++k, at += c.stride) visit(at);
 }
 
+/// Collective: how many items `source` holds, on every rank (at most an MPI count).
+template <class Item>
+std::int64_t items_held(MPI_Comm comm, const std::vector<Item>& items, int source) {
+  std::uint64_t total = items.size();
+  MPIPROC_CHECK(MPI_Bcast(&total, 1, MPI_UINT64_T, source, comm));
+  return checked_count(total, "map over items");
+}
+
 /// Collective, for a static schedule (fixed_in_advance): `source` keeps its `items`; every other
 /// rank's `items` becomes its own share of them, in the order it folds them (see own_share).
 /// Returns how many items the source holds. The source sets aside one rank's share at a time
@@ -36,10 +44,7 @@ std::int64_t scatter_shares(MPI_Comm comm, std::vector<Item>& items, int source,
   int rank = 0, size = 1;
   MPIPROC_CHECK(MPI_Comm_rank(comm, &rank));
   MPIPROC_CHECK(MPI_Comm_size(comm, &size));
-  std::uint64_t total = items.size();
-  MPIPROC_CHECK(MPI_Bcast(&total, 1, MPI_UINT64_T, source, comm));
-  const auto n = static_cast<std::int64_t>(total);
-  checked_count(total, "map over items");
+  const std::int64_t n = items_held(comm, items, source);
   std::vector<int> counts, places;  // the source's, per rank: items (raw) or bytes (encoded)
   if constexpr (travels_raw<Item> && !std::is_same_v<Item, bool>) {
     std::vector<Item> packed;
