@@ -268,11 +268,19 @@ slice_bounds slice_bounds::of(std::optional<std::int64_t> start, std::optional<s
   return s;
 }
 
+namespace {
+/// Only rank 0 serves the list: a rank that serves nothing runs no service thread for it, which
+/// would poll beside its own work.
+service_endpoint::handler served_on_rank_0(const communicator& comm, const std::vector<std::string>& initial,
+                                           item_order order) {
+  if (comm.rank() != 0) return {};
+  return [list = std::make_shared<sequence>(sequence{initial, std::move(order), 1})](
+             int, const std::string& request) -> std::optional<std::string> { return list->answer(request); };
+}
+}  // namespace
+
 list_store::list_store(const communicator& comm, const std::vector<std::string>& initial, item_order order)
-    : endpoint_(std::make_unique<service_endpoint>(
-          comm, 0, nullptr,
-          [list = std::make_shared<sequence>(sequence{initial, std::move(order), 1})](
-              int, const std::string& request) -> std::optional<std::string> { return list->answer(request); })) {}
+    : endpoint_(std::make_unique<service_endpoint>(comm, 0, nullptr, served_on_rank_0(comm, initial, std::move(order)))) {}
 
 list_store::~list_store() = default;
 list_store::list_store(list_store&&) noexcept = default;

@@ -8,20 +8,36 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string_view>
 
 namespace mpiproc::detail {
 
 namespace {
-enum : std::uint64_t { op_put, op_get, op_try_get, op_close, op_state, op_try_put, op_task_done, op_join };
+enum : std::uint64_t { op_put, op_get, op_try_get, op_close, op_state, op_try_put, op_task_done, op_join, op_nudge };
 enum : std::uint64_t { got_item, got_nothing, got_end, put_closed, too_many_done };
 
-/// Rank 0's items, touched only by its service thread.
-struct mailbox {
+}  // namespace
+
+/// Rank 0's items, touched by its service thread and by rank 0's own calls, under the lock.
+struct queue_mailbox::mailbox {
+  std::mutex lock;
   std::deque<std::string> items;
   std::uint64_t capacity = 0;
   bool closed = false;
   std::uint64_t unfinished = 0;  // items put and not yet task_done (joinable queues)
+  bool kept = false;             // the service thread may keep calls that a change lets through
+
+  explicit mailbox(std::uint64_t most) : capacity(most) {}
+
+  /// The service thread's answer: nothing keeps the call until a change lets it through.
+  std::optional<std::string> serve(const std::string& request) {
+    std::lock_guard guard(lock);
+    if (byte_reader(request).number() == op_nudge) return std::string();
+    std::optional<std::string> out = answer(request);
+    kept = kept || !out;
+    return out;
+  }
 
   std::optional<std::string> answer(const std::string& request) {
     byte_reader in(request);
@@ -62,15 +78,38 @@ struct mailbox {
     }
   }
 };
+
+namespace {
+/// Only rank 0 serves: a rank that serves nothing runs no service thread for the queue, which
+/// would poll beside its own work.
+service_endpoint::handler served_by(const std::shared_ptr<queue_mailbox::mailbox>& box) {
+  if (!box) return {};
+  return [box](int, const std::string& request) { return box->serve(request); };
+}
 }  // namespace
 
 queue_mailbox::queue_mailbox(const communicator& comm, std::uint64_t capacity, bool joinable)
     : joinable_(joinable),
-      endpoint_(comm, 0, nullptr, [box = std::make_shared<mailbox>(mailbox{{}, capacity, false, 0})](int, const std::string& request) {
-        return box->answer(request);
-      }) {}
+      box_(comm.rank() == 0 ? std::make_shared<mailbox>(capacity) : nullptr),
+      endpoint_(comm, 0, nullptr, served_by(box_)) {}
+
+queue_mailbox::~queue_mailbox() = default;
 
 std::string queue_mailbox::ask(const std::string& request, const deadline& until) {
+  if (box_) {
+    // Rank 0's own calls need no message, unless they wait (the service thread keeps those).
+    std::optional<std::string> answer;
+    bool nudge = false;
+    {
+      std::lock_guard guard(box_->lock);
+      answer = box_->answer(request);
+      nudge = answer && box_->kept && byte_reader(request).number() != op_state;
+      if (nudge) box_->kept = false;
+    }
+    // A change may let kept calls through: the service thread asks them again after the nudge.
+    if (nudge) endpoint_.post_call(0, byte_writer().number(op_nudge).take());
+    if (answer) return *answer;
+  }
   auto answer = endpoint_.call(0, request, until);
   return answer ? *answer : byte_writer().number(got_nothing).take();
 }

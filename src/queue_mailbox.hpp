@@ -4,15 +4,19 @@
 
 #include <mpiproc/detail/queue_core.hpp>
 
+#include <memory>
+
 namespace mpiproc::detail {
 
 /// A queue over several nodes: the items in rank 0's memory, kept by its service thread, which
-/// answers each put and get in one round trip and keeps the calls that must wait (a get while
-/// empty, a put while full) until they can go, in arrival order.
+/// answers each put and get of the other ranks in one round trip and keeps the calls that must
+/// wait (a get while empty, a put while full) until they can go, in arrival order. Rank 0's own
+/// calls take the lock and need no message unless they wait.
 class queue_mailbox : public queue_core {
  public:
   /// Collective over `comm`: at most `capacity` items (0: no limit).
   queue_mailbox(const communicator& comm, std::uint64_t capacity, bool joinable);
+  ~queue_mailbox() override;
 
   bool put(const void* data, std::size_t bytes, const deadline& until, bool wait) override;
   outcome get(const std::function<void*(std::size_t bytes)>& place, const deadline& until, bool wait) override;
@@ -24,10 +28,13 @@ class queue_mailbox : public queue_core {
   void task_done() override;
   bool join(const deadline& until) override;
 
+  struct mailbox;
+
  private:
   std::string ask(const std::string& request, const deadline& until = std::nullopt);
 
   bool joinable_;
+  std::shared_ptr<mailbox> box_;  // rank 0's items; null on the other ranks
   service_endpoint endpoint_;
 };
 

@@ -19,7 +19,7 @@ struct request {
 
 enum : std::uint64_t {
   op_load, op_store, op_exchange, op_fetch_add, op_post_add, op_compare_exchange, op_raise, op_add_up_to, op_take,
-  op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_break, op_stop, op_call
+  op_wait, op_wait_take, op_read, op_write, op_cancel, op_sync, op_break, op_stop, op_call, op_post_call
 };
 // The messages path's tags, as offsets from the first of the segment's own. Payloads get a tag per
 // direction: a rank's client and service threads both receive payloads from the same peer, and one

@@ -29,7 +29,7 @@ struct service_endpoint::state : registered {
   int size = 1;
   std::vector<std::size_t> bytes;  // the memory each rank serves
   std::vector<char> serves;        // which ranks run a service for it (memory or a handler)
-  std::vector<char> posted_to;    // ranks sent a post_add since their last reply
+  std::vector<char> posted_to;    // ranks sent a post_add or a posted call since their last reply
   std::unique_ptr<std::byte[]> memory;  // what this rank serves
   std::future<void> stopped;            // this rank's service let go of `memory`
   release_vote vote;
@@ -90,7 +90,7 @@ struct service_endpoint::state : registered {
     if (released) return;
     released = true;
     if (!vote.abandoned()) {
-      // Every request of this rank has had its answer but the posted adds: one round trip each
+      // Every request of this rank has had its answer but the posted ones: one round trip each
       // makes sure they landed, then nobody sends to any service after the vote.
       request sync;
       sync.kind = op_sync;
@@ -220,6 +220,16 @@ bool service_endpoint::wait(int target, const request& r, const deadline& until)
   }
   if (out.ok == broken_answer) fail_broken(s.broken, out.value);
   return out.ok != 0;
+}
+
+void service_endpoint::post_call(int target, const std::string& question) {
+  if (question.size() > max_message) throw usage_error("mpiproc: a request of more than 1 GiB to shared state");
+  state& s = *state_;
+  s.check_usable(target);
+  const request r{op_post_call, 1, 0, question.size(), 0, 0};
+  s.send(&r, sizeof r, target, request_tag);
+  s.send(question.data(), question.size(), target, write_payload_tag);
+  s.posted_to[static_cast<std::size_t>(target)] = 1;
 }
 
 std::optional<std::string> service_endpoint::call(int target, const std::string& question, const deadline& until) {

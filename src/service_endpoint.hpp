@@ -57,6 +57,9 @@ class service_endpoint {
   /// if the handler kept the call past the deadline. What the handler threw comes back as an
   /// error (key_error and index_error as themselves); peer_failed if the endpoint broke.
   std::optional<std::string> call(int target, const std::string& request, const deadline& until = std::nullopt);
+  /// Sends `request` to `target`'s handler and returns at once: no answer comes back (what the
+  /// handler answers or throws is dropped); it lands before this rank's next request to `target`.
+  void post_call(int target, const std::string& request);
 
   /// False once released (after MPI_Finalize, for one).
   bool usable() const noexcept;

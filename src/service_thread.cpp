@@ -185,6 +185,17 @@ class service {
       answer(e, source, {});  // the cancel's own answer, after the wait's
       return true;
     }
+    if (r.kind == op_post_call) {
+      // No answer goes back: the caller only needs it to land before its next request here.
+      std::string in(r.a, '\0');
+      if (!receive_payload(e, source, in.data(), r.a)) return true;
+      try {
+        e.handler(source, in);
+      } catch (const std::exception&) {  // nobody to tell: a posted call's handler does not throw
+      }
+      retry_kept_calls(e);
+      return true;
+    }
     if (r.kind == op_call) {
       std::string in(r.a, '\0');
       if (!receive_payload(e, source, in.data(), r.a)) return true;

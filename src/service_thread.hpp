@@ -15,7 +15,8 @@ namespace mpiproc::detail {
 /// Answers op_call: gets the calling rank and the request, returns the answer, or nothing to keep
 /// the call until a later call changes what it answers (it is asked again after each, kept calls
 /// in arrival order). Runs on the service thread, one call at a time; what it throws reaches the
-/// caller as an error (key_error and index_error as themselves).
+/// caller as an error (key_error and index_error as themselves). A posted call (op_post_call) gets
+/// no answer: the handler's is dropped, and the kept calls are asked again after it.
 using call_handler = std::function<std::optional<std::string>(int source, const std::string& request)>;
 
 /// The server side of service_endpoint: one thread per process answers the requests for every
