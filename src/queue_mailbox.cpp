@@ -10,16 +10,30 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 namespace mpiproc::detail {
 
 namespace {
-enum : std::uint64_t { op_put, op_get, op_try_get, op_close, op_state, op_try_put, op_task_done, op_join, op_nudge };
-enum : std::uint64_t { got_item, got_nothing, got_end, put_closed, too_many_done };
+enum : std::uint64_t {
+  op_put, op_get, op_try_get, op_close, op_state, op_try_put, op_task_done, op_join, op_nudge, op_returned,
+  op_give_back, op_count
+};
+enum : std::uint64_t { got_item, got_nothing, got_end, put_closed, too_many_done, ask_holder };
 
+// A rank that makes this many gets in a row, while no other rank gets, is lent up to lend_most
+// items (at most lend_bytes of them) after the one it takes, so that a lone consumer does not pay
+// a round trip per item.
+constexpr unsigned lend_after = 8;
+constexpr std::size_t lend_most = 64, lend_bytes = std::size_t{1} << 16;
 }  // namespace
 
 /// Rank 0's items, touched by its service thread and by rank 0's own calls, under the lock.
+///
+/// The items lent to a lone consumer are the front of the queue, in order, and only one rank holds
+/// them (the holder), so that every get still takes the oldest item: a get from any other rank
+/// first takes them back (ask_holder: the caller asks the holder's service thread for them and
+/// returns them with op_returned), and calls wait while that is under way.
 struct queue_mailbox::mailbox {
   std::mutex lock;
   std::deque<std::string> items;
@@ -27,19 +41,23 @@ struct queue_mailbox::mailbox {
   bool closed = false;
   std::uint64_t unfinished = 0;  // items put and not yet task_done (joinable queues)
   bool kept = false;             // the service thread may keep calls that a change lets through
+  int holder = -1;               // the rank lent the items before `items`, if any
+  bool reclaiming = false;       // a rank is taking them back from the holder
+  int streak_rank = -1;          // the rank that made the last gets
+  unsigned streak = 0;           // how many in a row
 
   explicit mailbox(std::uint64_t most) : capacity(most) {}
 
   /// The service thread's answer: nothing keeps the call until a change lets it through.
-  std::optional<std::string> serve(const std::string& request) {
+  std::optional<std::string> serve(int source, const std::string& request) {
     std::lock_guard guard(lock);
     if (byte_reader(request).number() == op_nudge) return std::string();
-    std::optional<std::string> out = answer(request);
+    std::optional<std::string> out = answer(source, request);
     kept = kept || !out;
     return out;
   }
 
-  std::optional<std::string> answer(const std::string& request) {
+  std::optional<std::string> answer(int source, const std::string& request) {
     byte_reader in(request);
     byte_writer out;
     const std::uint64_t op = in.number();
@@ -55,18 +73,22 @@ struct queue_mailbox::mailbox {
         ++unfinished;
         return out.number(got_item).take();
       case op_get:
-      case op_try_get: {
-        if (!items.empty()) {
-          out.number(got_item).bytes(items.front());
-          items.pop_front();
-          return out.take();
-        }
-        if (closed) return out.number(got_end).take();
-        if (op == op_get) return std::nullopt;  // wait for an item
-        return out.number(got_nothing).take();
+      case op_try_get: return take(source, op == op_get);
+      case op_returned: {
+        // The holder's items that it had not taken, back in front, in their order.
+        std::vector<std::string> back(in.number());
+        for (auto& item : back) item = in.bytes();
+        items.insert(items.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
+        holder = -1;
+        reclaiming = false;
+        streak_rank = -1;
+        return out.take();
       }
       case op_close: closed = true; return out.take();
-      case op_state: return out.number(closed).number(items.size()).number(capacity && items.size() >= capacity).take();
+      case op_state:
+        return out.number(closed).number(items.size()).number(capacity && items.size() >= capacity).number(
+                                                                                     static_cast<std::uint64_t>(holder + 1))
+            .take();
       case op_task_done:
         if (unfinished == 0) return out.number(too_many_done).take();
         --unfinished;
@@ -77,21 +99,69 @@ struct queue_mailbox::mailbox {
       default: throw error("mpiproc: an unknown queue request (a bug)");
     }
   }
+
+  std::optional<std::string> take(int source, bool wait) {
+    byte_writer out;
+    if (reclaiming) return std::nullopt;  // the lent items come back first: they are the oldest
+    if (holder == source) {
+      holder = -1;  // it asks only once it has taken every item lent to it
+    } else if (holder >= 0) {
+      reclaiming = true;
+      return out.number(ask_holder).number(static_cast<std::uint64_t>(holder)).take();
+    }
+    if (items.empty()) {
+      if (closed) return out.number(got_end).take();
+      if (wait) return std::nullopt;  // wait for an item
+      return out.number(got_nothing).take();
+    }
+    streak = source == streak_rank ? streak + 1 : 1;
+    streak_rank = source;
+    out.number(got_item).bytes(items.front());
+    items.pop_front();
+    // Rank 0 takes its items under the lock; a queue with a capacity lends none, since a put that
+    // waits for room must see an item go when it is taken.
+    std::size_t lend = 0, bytes = 0;
+    if (source != 0 && capacity == 0 && streak >= lend_after)
+      while (lend < items.size() && lend < lend_most && bytes < lend_bytes) bytes += items[lend++].size();
+    out.number(lend);
+    for (std::size_t i = 0; i < lend; ++i) out.bytes(items[i]);
+    items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(lend));
+    if (lend) holder = source;
+    return out.take();
+  }
+};
+
+/// Items lent to this rank (not rank 0): its gets take them first. Its service thread gives back
+/// those not yet taken when another rank wants the oldest item (op_give_back), and counts them
+/// for size() (op_count).
+struct queue_mailbox::lease {
+  std::mutex lock;
+  std::deque<std::string> items;
+
+  std::optional<std::string> serve(const std::string& request) {
+    std::lock_guard guard(lock);
+    byte_writer out;
+    if (byte_reader(request).number() == op_count) return out.number(items.size()).take();
+    out.number(items.size());
+    for (const std::string& item : items) out.bytes(item);
+    items.clear();
+    return out.take();
+  }
 };
 
 namespace {
-/// Only rank 0 serves: a rank that serves nothing runs no service thread for the queue, which
-/// would poll beside its own work.
-service_endpoint::handler served_by(const std::shared_ptr<queue_mailbox::mailbox>& box) {
-  if (!box) return {};
-  return [box](int, const std::string& request) { return box->serve(request); };
+service_endpoint::handler served_by(const std::shared_ptr<queue_mailbox::mailbox>& box,
+                                    const std::shared_ptr<queue_mailbox::lease>& lent) {
+  if (box) return [box](int source, const std::string& request) { return box->serve(source, request); };
+  return [lent](int, const std::string& request) { return lent->serve(request); };
 }
 }  // namespace
 
 queue_mailbox::queue_mailbox(const communicator& comm, std::uint64_t capacity, bool joinable)
     : joinable_(joinable),
       box_(comm.rank() == 0 ? std::make_shared<mailbox>(capacity) : nullptr),
-      endpoint_(comm, 0, nullptr, served_by(box_)) {}
+      lent_(comm.rank() == 0 ? nullptr : std::make_shared<lease>()),
+      endpoint_(comm, 0, nullptr, served_by(box_, lent_)) {}
 
 queue_mailbox::~queue_mailbox() = default;
 
@@ -102,7 +172,7 @@ std::string queue_mailbox::ask(const std::string& request, const deadline& until
     bool nudge = false;
     {
       std::lock_guard guard(box_->lock);
-      answer = box_->answer(request);
+      answer = box_->answer(0, request);
       nudge = answer && box_->kept && byte_reader(request).number() != op_state;
       if (nudge) box_->kept = false;
     }
@@ -112,6 +182,15 @@ std::string queue_mailbox::ask(const std::string& request, const deadline& until
   }
   auto answer = endpoint_.call(0, request, until);
   return answer ? *answer : byte_writer().number(got_nothing).take();
+}
+
+std::uint64_t queue_mailbox::held_by(int holder) {
+  if (holder < 0) return 0;
+  if (holder == endpoint_.rank()) {
+    std::lock_guard guard(lent_->lock);
+    return lent_->items.size();
+  }
+  return byte_reader(*endpoint_.call(holder, byte_writer().number(op_count).take())).number();
 }
 
 bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& until, bool wait) {
@@ -126,15 +205,40 @@ bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& unt
 
 queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
                                        bool wait) {
-  byte_reader in(ask(byte_writer().number(wait ? op_get : op_try_get).take(), until));
-  switch (in.number()) {
-    case got_item: {
-      const std::string item = in.bytes();
+  if (lent_) {
+    std::unique_lock guard(lent_->lock);
+    if (!lent_->items.empty()) {
+      const std::string item = std::move(lent_->items.front());
+      lent_->items.pop_front();
+      guard.unlock();
       std::memcpy(place(item.size()), item.data(), item.size());
       return outcome::item;
     }
-    case got_end: return outcome::ended;
-    default: return outcome::timeout;
+  }
+  for (;;) {
+    byte_reader in(ask(byte_writer().number(wait ? op_get : op_try_get).take(), until));
+    switch (in.number()) {
+      case got_item: {
+        const std::string item = in.bytes();
+        if (const std::uint64_t lent = in.number(); lent > 0) {
+          std::lock_guard guard(lent_->lock);
+          for (std::uint64_t i = 0; i < lent; ++i) lent_->items.push_back(in.bytes());
+        }
+        std::memcpy(place(item.size()), item.data(), item.size());
+        return outcome::item;
+      }
+      case ask_holder: {
+        // Another rank holds the oldest items: take them back from its service thread (it
+        // answers whatever its rank does) and return them, then ask again. No deadline: the
+        // items must go back either way, and neither call waits for anything.
+        const int holder = static_cast<int>(in.number());
+        const std::string back = *endpoint_.call(holder, byte_writer().number(op_give_back).take());
+        ask(byte_writer().number(op_returned).take() + back);
+        continue;
+      }
+      case got_end: return outcome::ended;
+      default: return outcome::timeout;
+    }
   }
 }
 
@@ -145,13 +249,17 @@ bool queue_mailbox::closed() { return byte_reader(ask(byte_writer().number(op_st
 bool queue_mailbox::ended() {
   byte_reader in(ask(byte_writer().number(op_state).take()));
   const bool is_closed = in.number() != 0;
-  return is_closed && in.number() == 0;
+  if (!is_closed || in.number() != 0) return false;
+  in.number();
+  return held_by(static_cast<int>(in.number()) - 1) == 0;
 }
 
 std::uint64_t queue_mailbox::size() {
   byte_reader in(ask(byte_writer().number(op_state).take()));
   in.number();
-  return in.number();
+  const std::uint64_t here = in.number();
+  in.number();
+  return here + held_by(static_cast<int>(in.number()) - 1);
 }
 
 bool queue_mailbox::full() {

@@ -249,7 +249,7 @@ class service {
     for (long cpu = 0, n = sysconf(_SC_NPROCESSORS_ONLN); cpu < n && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &any);
     sched_setaffinity(0, sizeof any, &any);  // best effort: a cpuset may keep it where it is
     std::list<std::unique_ptr<entry>> active;
-    poller idle;
+    poller idle = poller::for_service();
     for (;;) {
       {
         std::lock_guard guard(mutex_);

@@ -212,6 +212,44 @@ TEST(Queue, OneProducerFeedsTheOtherRanks) {
   EXPECT_EQ(all, expected);
 }
 
+// Over several nodes a rank that gets alone is lent the next items; another rank's get must still
+// take the oldest item, and size() and ended() must count the lent ones.
+TEST(Queue, ALoneConsumerGetsTheOldestItemsAndSizeCountsWhatItHolds) {
+  mpiproc::queue<int> q(world());
+  const int n = 200, first = 30;
+  const int lone = size() > 1 ? 1 : 0, other = size() > 2 ? 2 : 0;
+  if (rank() == 0)
+    for (int i = 0; i < n; ++i) q.put(i);
+  world().barrier();
+  if (rank() == lone) {
+    for (int i = 0; i < first; ++i) EXPECT_EQ(q.get(), i);
+  }
+  world().barrier();
+  EXPECT_EQ(q.size(), static_cast<std::uint64_t>(n - first));
+  EXPECT_FALSE(q.empty());
+  world().barrier();
+  // Whatever the lone consumer holds lent comes back first: the oldest item is still the next.
+  if (rank() == other) {
+    EXPECT_EQ(q.get(), first);
+  }
+  world().barrier();
+  if (rank() == lone) {
+    EXPECT_EQ(q.get(), first + 1);
+  }
+  world().barrier();
+  EXPECT_EQ(q.size(), static_cast<std::uint64_t>(n - first - 2));
+  world().barrier();
+  if (rank() == lone) {
+    for (int i = first + 2; i < n; ++i) EXPECT_EQ(q.try_get(), i);
+  }
+  world().barrier();
+  EXPECT_EQ(q.size(), 0u);
+  if (rank() == 0) q.close();
+  world().barrier();
+  EXPECT_TRUE(q.ended());
+  EXPECT_FALSE(q.get().has_value());
+}
+
 TEST(Queue, SerializedItemsOfAnySizeSpanSlots) {
   mpiproc::queue<std::string> q(world(), {.slots = 64, .slot_bytes = 40});
   mpiproc::counter finished(world());

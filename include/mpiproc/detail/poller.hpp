@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -29,6 +30,15 @@ class poller {
     return p;
   }
 
+  /// The pace of a service thread waiting for requests: as poller(), but once it has waited 2 ms
+  /// its sleeps grow with the wait (a twentieth of it, at most 1 ms), so that a rank whose service
+  /// has nothing to answer (most ranks, most of the time) does not keep waking beside its work.
+  static poller for_service() {
+    poller p;
+    p.sleep_most_ = std::chrono::milliseconds(1);
+    return p;
+  }
+
   /// Waits a moment: spins, yields or sleeps, as the time waited so far says.
   void pause() {
     if (spins_left_ > 0) {
@@ -42,7 +52,7 @@ class poller {
     else if (waited < yield_until_)
       std::this_thread::yield();
     else
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      std::this_thread::sleep_for(std::clamp<clock::duration>(waited / 20, sleep_least, sleep_most_));
   }
   /// Whether the wait is still in its first, spinning moments.
   bool spinning() { return spins_left_ > 0 || elapsed() < spin_for_; }
@@ -66,6 +76,8 @@ class poller {
   int spins_left_ = 0;  // quick spins before the clock is read
   clock::duration spin_for_ = std::chrono::microseconds(20);
   clock::duration yield_until_ = std::chrono::milliseconds(2);
+  static constexpr clock::duration sleep_least = std::chrono::microseconds(50);
+  clock::duration sleep_most_ = sleep_least;
   clock::time_point start_{};
   bool started_ = false;
 };
