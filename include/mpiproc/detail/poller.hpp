@@ -13,8 +13,9 @@ namespace mpiproc::detail {
 
 /// The one waiting policy: a wait spins for a few microseconds (an answer usually comes that
 /// fast), then yields, then sleeps, so that a waiting rank leaves the core to the rank it waits
-/// for when ranks outnumber cores. Polling MPI sleeps in 50 us steps (pause()); a wait on shared
-/// memory sleeps on a futex instead once sleepy() says so.
+/// for when ranks outnumber cores. Polling MPI sleeps in 50 us steps (pause(); a service thread
+/// in longer ones, see for_service()); a wait on shared memory sleeps on a futex instead once
+/// sleepy() says so.
 class poller {
  public:
   /// The pace of polling MPI: spins 20 us, yields until 2 ms.
