@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace mpiproc::detail {
@@ -20,6 +21,9 @@ enum : std::uint64_t {
   op_give_back, op_count
 };
 enum : std::uint64_t { got_item, got_nothing, got_end, put_closed, too_many_done, ask_holder };
+// A holder's answers to op_give_back: the lent items it has not taken; the lease has not reached it
+// yet (ask again); it sent them back itself (leaving: see ~queue_mailbox).
+enum : std::uint64_t { given_back, not_yet, already_back };
 
 // A rank that makes this many gets in a row, while no other rank gets, is lent up to lend_most
 // items (at most lend_bytes of them) after the one it takes, so that a lone consumer does not pay
@@ -33,7 +37,9 @@ constexpr std::size_t lend_most = 64, lend_bytes = std::size_t{1} << 16;
 /// The items lent to a lone consumer are the front of the queue, in order, and only one rank holds
 /// them (the holder), so that every get still takes the oldest item: a get from any other rank
 /// first takes them back (ask_holder: the caller asks the holder's service thread for them and
-/// returns them with op_returned), and calls wait while that is under way.
+/// returns them with op_returned), and calls wait while that is under way. Each lease has a number,
+/// so that a holder asked before its lease's answer reached it says so (not_yet) rather than give
+/// back nothing.
 struct queue_mailbox::mailbox {
   std::mutex lock;
   std::deque<std::string> items;
@@ -42,6 +48,7 @@ struct queue_mailbox::mailbox {
   std::uint64_t unfinished = 0;  // items put and not yet task_done (joinable queues)
   bool kept = false;             // the service thread may keep calls that a change lets through
   int holder = -1;               // the rank lent the items before `items`, if any
+  std::uint64_t lease_number = 0;  // the last lease's
   bool reclaiming = false;       // a rank is taking them back from the holder
   int streak_rank = -1;          // the rank that made the last gets
   unsigned streak = 0;           // how many in a row
@@ -75,7 +82,9 @@ struct queue_mailbox::mailbox {
       case op_get:
       case op_try_get: return take(source, op == op_get);
       case op_returned: {
-        // The holder's items that it had not taken, back in front, in their order.
+        // The holder's items that it had not taken, back in front, in their order (each lease
+        // comes back once: through a taker or from its holder leaving).
+        if (in.number() != lease_number || holder < 0) throw error("mpiproc: a queue lease returned twice (a bug)");
         std::vector<std::string> back(in.number());
         for (auto& item : back) item = in.bytes();
         items.insert(items.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
@@ -86,6 +95,7 @@ struct queue_mailbox::mailbox {
       }
       case op_close: closed = true; return out.take();
       case op_state:
+        if (reclaiming) return std::nullopt;  // the lent items are on their way back: count them then
         return out.number(closed).number(items.size()).number(capacity && items.size() >= capacity).number(
                                                                                      static_cast<std::uint64_t>(holder + 1))
             .take();
@@ -107,7 +117,7 @@ struct queue_mailbox::mailbox {
       holder = -1;  // it asks only once it has taken every item lent to it
     } else if (holder >= 0) {
       reclaiming = true;
-      return out.number(ask_holder).number(static_cast<std::uint64_t>(holder)).take();
+      return out.number(ask_holder).number(static_cast<std::uint64_t>(holder)).number(lease_number).take();
     }
     if (items.empty()) {
       if (closed) return out.number(got_end).take();
@@ -122,11 +132,13 @@ struct queue_mailbox::mailbox {
     // waits for room must see an item go when it is taken.
     std::size_t lend = 0, bytes = 0;
     if (source != 0 && capacity == 0 && streak >= lend_after)
-      while (lend < items.size() && lend < lend_most && bytes < lend_bytes) bytes += items[lend++].size();
-    out.number(lend);
+      while (lend < items.size() && lend < lend_most && bytes + items[lend].size() <= lend_bytes)
+        bytes += items[lend++].size();
+    if (lend == 0) return out.take();  // as long as a put's request: any item put can be taken
+    out.number(++lease_number).number(lend);
     for (std::size_t i = 0; i < lend; ++i) out.bytes(items[i]);
     items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(lend));
-    if (lend) holder = source;
+    holder = source;
     return out.take();
   }
 };
@@ -137,14 +149,22 @@ struct queue_mailbox::mailbox {
 struct queue_mailbox::lease {
   std::mutex lock;
   std::deque<std::string> items;
+  std::uint64_t number = 0;  // the last lease that reached this rank
+  bool held = false;         // rank 0 counts this rank as the holder of lease `number`
+  bool sent_back = false;    // this rank returned lease `number` itself
 
   std::optional<std::string> serve(const std::string& request) {
     std::lock_guard guard(lock);
+    byte_reader in(request);
     byte_writer out;
-    if (byte_reader(request).number() == op_count) return out.number(items.size()).take();
-    out.number(items.size());
+    if (in.number() == op_count) return out.number(items.size()).take();
+    const std::uint64_t wanted = in.number();
+    if (number < wanted) return out.number(not_yet).take();
+    if (sent_back) return out.number(already_back).take();
+    out.number(given_back).number(number).number(items.size());
     for (const std::string& item : items) out.bytes(item);
     items.clear();
+    held = false;
     return out.take();
   }
 };
@@ -163,9 +183,33 @@ queue_mailbox::queue_mailbox(const communicator& comm, std::uint64_t capacity, b
       lent_(comm.rank() == 0 ? nullptr : std::make_shared<lease>()),
       endpoint_(comm, 0, nullptr, served_by(box_, lent_)) {}
 
-queue_mailbox::~queue_mailbox() = default;
+queue_mailbox::~queue_mailbox() {
+  // A rank leaving with a lease returns it: its service stops once it leaves (at once, if an
+  // exception unwinds), and another rank's get would then ask it in vain.
+  if (!lent_ || !endpoint_.usable()) return;
+  byte_writer back;
+  {
+    std::lock_guard guard(lent_->lock);
+    if (!lent_->held) return;
+    back.number(op_returned).number(lent_->number).number(lent_->items.size());
+    for (const std::string& item : lent_->items) back.bytes(item);
+    lent_->items.clear();
+    lent_->held = false;
+    lent_->sent_back = true;
+  }
+  try {
+    ask(back.take());
+  } catch (const std::exception&) {  // the endpoint broke: nobody will ask for them
+  }
+}
+
+void queue_mailbox::check_usable() const {
+  if (!endpoint_.usable())
+    throw usage_error("mpiproc: shared state used after its communicator was released (the MPI environment ended)");
+}
 
 std::string queue_mailbox::ask(const std::string& request, const deadline& until) {
+  check_usable();
   if (box_) {
     // Rank 0's own calls need no message, unless they wait (the service thread keeps those).
     std::optional<std::string> answer;
@@ -205,6 +249,7 @@ bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& unt
 
 queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
                                        bool wait) {
+  check_usable();
   if (lent_) {
     std::unique_lock guard(lent_->lock);
     if (!lent_->items.empty()) {
@@ -214,15 +259,20 @@ queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t byt
       std::memcpy(place(item.size()), item.data(), item.size());
       return outcome::item;
     }
+    // Rank 0 takes this get as the sign that every lent item is taken (or it is taking them back).
+    lent_->held = false;
   }
   for (;;) {
     byte_reader in(ask(byte_writer().number(wait ? op_get : op_try_get).take(), until));
     switch (in.number()) {
       case got_item: {
         const std::string item = in.bytes();
-        if (const std::uint64_t lent = in.number(); lent > 0) {
+        if (!in.done()) {  // a lease: its number, then the items
           std::lock_guard guard(lent_->lock);
-          for (std::uint64_t i = 0; i < lent; ++i) lent_->items.push_back(in.bytes());
+          lent_->number = in.number();
+          lent_->held = true;
+          lent_->sent_back = false;
+          for (std::uint64_t i = 0, lent = in.number(); i < lent; ++i) lent_->items.push_back(in.bytes());
         }
         std::memcpy(place(item.size()), item.data(), item.size());
         return outcome::item;
@@ -230,10 +280,20 @@ queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t byt
       case ask_holder: {
         // Another rank holds the oldest items: take them back from its service thread (it
         // answers whatever its rank does) and return them, then ask again. No deadline: the
-        // items must go back either way, and neither call waits for anything.
+        // items must go back either way, and no call here waits for anything but the holder's
+        // rank storing its lease, which its get is doing.
         const int holder = static_cast<int>(in.number());
-        const std::string back = *endpoint_.call(holder, byte_writer().number(op_give_back).take());
-        ask(byte_writer().number(op_returned).take() + back);
+        const std::string give_back = byte_writer().number(op_give_back).number(in.number()).take();
+        for (;;) {
+          const std::string back = *endpoint_.call(holder, give_back);
+          const std::uint64_t status = byte_reader(back).number();
+          if (status == not_yet) {
+            std::this_thread::yield();
+            continue;
+          }
+          if (status == given_back) ask(byte_writer().number(op_returned).take() + back.substr(sizeof(std::uint64_t)));
+          break;  // already_back: its holder returned it, and rank 0 keeps the next ask until then
+        }
         continue;
       }
       case got_end: return outcome::ended;

@@ -33,6 +33,8 @@ class queue_mailbox : public queue_core {
   struct lease;
 
  private:
+  /// usage_error once the environment ended.
+  void check_usable() const;
   std::string ask(const std::string& request, const deadline& until = std::nullopt);
   /// How many items `holder` (-1: none) holds lent and not yet taken.
   std::uint64_t held_by(int holder);

@@ -244,10 +244,43 @@ TEST(Queue, ALoneConsumerGetsTheOldestItemsAndSizeCountsWhatItHolds) {
   }
   world().barrier();
   EXPECT_EQ(q.size(), 0u);
+  world().barrier();
+  // Consumers that get at once, so that leases go back and forth: after each round the queue holds
+  // exactly what nobody took, and each rank took its items in order.
+  const int rounds = 5, each = 40;
+  for (int round = 0; round < rounds; ++round) {
+    if (rank() == 0)
+      for (int i = 0; i < each * size() + 10; ++i) q.put(round * 1000 + i);
+    world().barrier();
+    int last = -1;
+    for (int i = 0; i < each; ++i) {
+      const std::optional<int> item = q.get();
+      ASSERT_TRUE(item.has_value());
+      EXPECT_GT(*item, last);
+      last = *item;
+    }
+    world().barrier();
+    EXPECT_EQ(q.size(), 10u);
+    world().barrier();
+    if (rank() == 0) {
+      for (int i = 0; i < 10; ++i) EXPECT_TRUE(q.try_get().has_value());
+    }
+    world().barrier();
+  }
   if (rank() == 0) q.close();
   world().barrier();
   EXPECT_TRUE(q.ended());
   EXPECT_FALSE(q.get().has_value());
+  // A rank that leaves holding lent items hands them back on the way out.
+  mpiproc::queue<int> left(world());
+  if (rank() == 0) {
+    for (int i = 0; i < n; ++i) left.put(i);
+  }
+  world().barrier();
+  if (rank() == lone) {
+    for (int i = 0; i < first; ++i) EXPECT_EQ(left.get(), i);
+  }
+  world().barrier();
 }
 
 TEST(Queue, SerializedItemsOfAnySizeSpanSlots) {
