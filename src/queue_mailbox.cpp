@@ -161,11 +161,17 @@ struct queue_mailbox::lease {
     const std::uint64_t wanted = in.number();
     if (number < wanted) return out.number(not_yet).take();
     if (sent_back) return out.number(already_back).take();
-    out.number(given_back).number(number).number(items.size());
+    hand_back(out.number(given_back));
+    return out.take();
+  }
+
+  /// Writes what op_returned carries (the lease's number, the items not taken) and lets them go.
+  /// Under the lock.
+  void hand_back(byte_writer& out) {
+    out.number(number).number(items.size());
     for (const std::string& item : items) out.bytes(item);
     items.clear();
     held = false;
-    return out.take();
   }
 };
 
@@ -191,10 +197,7 @@ queue_mailbox::~queue_mailbox() {
   {
     std::lock_guard guard(lent_->lock);
     if (!lent_->held) return;
-    back.number(op_returned).number(lent_->number).number(lent_->items.size());
-    for (const std::string& item : lent_->items) back.bytes(item);
-    lent_->items.clear();
-    lent_->held = false;
+    lent_->hand_back(back.number(op_returned));
     lent_->sent_back = true;
   }
   try {
@@ -203,13 +206,8 @@ queue_mailbox::~queue_mailbox() {
   }
 }
 
-void queue_mailbox::check_usable() const {
-  if (!endpoint_.usable())
-    throw usage_error("mpiproc: shared state used after its communicator was released (the MPI environment ended)");
-}
-
 std::string queue_mailbox::ask(const std::string& request, const deadline& until) {
-  check_usable();
+  endpoint_.check_usable();
   if (box_) {
     // Rank 0's own calls need no message, unless they wait (the service thread keeps those).
     std::optional<std::string> answer;
@@ -249,7 +247,7 @@ bool queue_mailbox::put(const void* data, std::size_t bytes, const deadline& unt
 
 queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t bytes)>& place, const deadline& until,
                                        bool wait) {
-  check_usable();
+  endpoint_.check_usable();
   if (lent_) {
     std::unique_lock guard(lent_->lock);
     if (!lent_->items.empty()) {
@@ -304,30 +302,29 @@ queue_core::outcome queue_mailbox::get(const std::function<void*(std::size_t byt
 
 void queue_mailbox::close() { ask(byte_writer().number(op_close).take()); }
 
-bool queue_mailbox::closed() { return byte_reader(ask(byte_writer().number(op_state).take())).number() != 0; }
+queue_mailbox::state_now queue_mailbox::state() {
+  byte_reader in(ask(byte_writer().number(op_state).take()));
+  state_now now{};
+  now.closed = in.number() != 0;
+  now.items = in.number();
+  now.full = in.number() != 0;
+  now.holder = static_cast<int>(in.number()) - 1;
+  return now;
+}
+
+bool queue_mailbox::closed() { return state().closed; }
 
 bool queue_mailbox::ended() {
-  byte_reader in(ask(byte_writer().number(op_state).take()));
-  const bool is_closed = in.number() != 0;
-  if (!is_closed || in.number() != 0) return false;
-  in.number();
-  return held_by(static_cast<int>(in.number()) - 1) == 0;
+  const state_now now = state();
+  return now.closed && now.items == 0 && held_by(now.holder) == 0;
 }
 
 std::uint64_t queue_mailbox::size() {
-  byte_reader in(ask(byte_writer().number(op_state).take()));
-  in.number();
-  const std::uint64_t here = in.number();
-  in.number();
-  return here + held_by(static_cast<int>(in.number()) - 1);
+  const state_now now = state();
+  return now.items + held_by(now.holder);
 }
 
-bool queue_mailbox::full() {
-  byte_reader in(ask(byte_writer().number(op_state).take()));
-  in.number();
-  in.number();
-  return in.number() != 0;
-}
+bool queue_mailbox::full() { return state().full; }
 
 void queue_mailbox::task_done() {
   if (!joinable_) throw usage_error("mpiproc::queue: task_done on a queue that is not a joinable_queue");

@@ -33,11 +33,15 @@ class queue_mailbox : public queue_core {
   struct lease;
 
  private:
-  /// usage_error once the environment ended.
-  void check_usable() const;
   std::string ask(const std::string& request, const deadline& until = std::nullopt);
   /// How many items `holder` (-1: none) holds lent and not yet taken.
   std::uint64_t held_by(int holder);
+  struct state_now {
+    bool closed, full;
+    std::uint64_t items;  // on rank 0, without the lent ones
+    int holder;           // -1: none
+  };
+  state_now state();
 
   bool joinable_;
   std::shared_ptr<mailbox> box_;  // rank 0's items; null on the other ranks

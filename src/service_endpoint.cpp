@@ -54,13 +54,18 @@ struct service_endpoint::state : registered {
     complete_by(pending, std::nullopt);
   }
 
+  /// Sends a request, then its payload if any (r.a bytes).
+  void send_request(int target, const request& r, const void* payload) {
+    send(&r, sizeof r, target, request_tag);
+    if (payload) send(payload, static_cast<std::size_t>(r.a), target, write_payload_tag);
+  }
+
   /// Sends a request that `target` answers with a reply, or keeps (a wait, a call), and posts the
   /// receive of that reply; at the deadline it cancels the request, whose answer (kept or not)
   /// comes before the cancel's acknowledgement. Returns whether the reply came in time.
   bool exchange(int target, const request& r, const void* payload, reply& out, const deadline& until,
                 MPI_Request& pending) {
-    send(&r, sizeof r, target, request_tag);
-    if (payload) send(payload, static_cast<std::size_t>(r.a), target, write_payload_tag);
+    send_request(target, r, payload);
     MPIPROC_CHECK(MPI_Irecv(&out, sizeof out, MPI_BYTE, target, tags + reply_tag, comm, &pending));
     posted_to[static_cast<std::size_t>(target)] = 0;
     if (complete_by(pending, until)) return true;
@@ -189,6 +194,7 @@ int service_endpoint::rank() const noexcept { return state_->rank; }
 int service_endpoint::size() const noexcept { return state_->size; }
 std::size_t service_endpoint::bytes(int rank) const { return state_->bytes.at(static_cast<std::size_t>(rank)); }
 bool service_endpoint::usable() const noexcept { return !state_->released; }
+void service_endpoint::check_usable() const { state_->check_usable(state_->rank); }
 bool service_endpoint::broken() const noexcept { return state_->broken; }
 
 reply service_endpoint::ask(int target, const request& r, const void* payload, void* result) {
@@ -222,21 +228,26 @@ bool service_endpoint::wait(int target, const request& r, const deadline& until)
   return out.ok != 0;
 }
 
-void service_endpoint::post_call(int target, const std::string& question) {
+namespace {
+/// The request of a call (op_call or op_post_call) carrying `question`.
+request call_request(std::uint64_t kind, const std::string& question) {
   if (question.size() > max_message) throw usage_error("mpiproc: a request of more than 1 GiB to shared state");
+  return {kind, 1, 0, question.size(), 0, 0};
+}
+}  // namespace
+
+void service_endpoint::post_call(int target, const std::string& question) {
+  const request r = call_request(op_post_call, question);
   state& s = *state_;
   s.check_usable(target);
-  const request r{op_post_call, 1, 0, question.size(), 0, 0};
-  s.send(&r, sizeof r, target, request_tag);
-  s.send(question.data(), question.size(), target, write_payload_tag);
+  s.send_request(target, r, question.data());
   s.posted_to[static_cast<std::size_t>(target)] = 1;
 }
 
 std::optional<std::string> service_endpoint::call(int target, const std::string& question, const deadline& until) {
-  if (question.size() > max_message) throw usage_error("mpiproc: a request of more than 1 GiB to shared state");
+  const request r = call_request(op_call, question);
   state& s = *state_;
   s.check_usable(target);
-  const request r{op_call, 1, 0, question.size(), 0, 0};
   reply out;
   MPI_Request pending = MPI_REQUEST_NULL;
   const bool in_time = s.exchange(target, r, question.data(), out, until, pending);

@@ -63,6 +63,8 @@ class service_endpoint {
 
   /// False once released (after MPI_Finalize, for one).
   bool usable() const noexcept;
+  /// usage_error once released, as every request makes.
+  void check_usable() const;
   /// Whether this rank broke the endpoint or saw an answer say it was broken.
   bool broken() const noexcept;
   /// Collective: every rank's posted adds land, then every rank stops serving it. If a rank
