@@ -114,6 +114,26 @@ TEST(Map, RootFormOnlyOnRoot) {
     EXPECT_TRUE(got.empty());
 }
 
+TEST(Map, RootTakesResultsLargerThanOneMessage) {
+  // A root takes the other ranks' numbers in messages of 8 MiB (1 Mi of int64) and places each
+  // where its chunk says: here each rank's share spans several messages, cut mid-chunk.
+  const int root = world().size() - 1;
+  const std::int64_t n = 3'000'007;
+  auto f = [](std::int64_t i) { return i * 7 - 3; };
+  for (const auto& s : {schedule::cyclic(3), schedule::dynamic(100'003), schedule::guided(), schedule::dynamic()}) {
+    const auto got = mpiproc::map_root(world(), root, range<std::int64_t>{0, n}, f, s);
+    if (world().rank() != root) {
+      EXPECT_TRUE(got.empty()) << describe(s);
+      continue;
+    }
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << describe(s);
+    std::int64_t wrong = 0, first_wrong = -1;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (got[static_cast<std::size_t>(i)] != f(i) && wrong++ == 0) first_wrong = i;
+    EXPECT_EQ(wrong, 0) << "first at " << first_wrong << " " << describe(s);
+  }
+}
+
 namespace {
 std::string label(int i) {  // strings of varying length: a type that needs serialization
   std::string text(static_cast<std::size_t>(i % 7), 'x');

@@ -83,8 +83,9 @@ class map_part {
   using result_type = std::vector<R>;
   static constexpr const char* saved_as = "map";
 
-  /// `placed`: see placed_directly.
-  map_part(const Form& form, bool placed, bool receives) : form_(form), placed_(placed), receives_(placed && receives) {}
+  /// `placed`: see placed_directly; `on_root`: see placed_on_root.
+  map_part(const Form& form, bool placed, bool on_root, bool receives)
+      : form_(form), placed_(placed), on_root_(!placed && on_root), receives_((placed || on_root) && receives) {}
 
   /// Whether a call's results go straight to their places: numbers under a block schedule, where
   /// every rank knows every rank's run of positions. A rank that receives the results then folds
@@ -93,6 +94,12 @@ class map_part {
   static bool placed_directly(std::int64_t n, const schedule& s, const call_options& opts) {
     return placeable && s.type() == schedule::kind::block && !opts.checkpoint && n <= INT_MAX;
   }
+  /// Whether, for numbers sent to one root under any other schedule, the root folds into the
+  /// whole vector and then takes the other ranks' results in pieces of 8 MiB and places them: it
+  /// holds the items, the results and one piece, not every result twice.
+  static bool placed_on_root(int root, const call_options& opts) {
+    return placeable && root != all_ranks && !opts.checkpoint;
+  }
 
   const Form& form() const { return form_; }
   std::string type_name() const { return type_text<R>(); }
@@ -100,8 +107,12 @@ class map_part {
   void fold(const chunk& c) {
     if (receives_) {
       if (results_.empty()) results_.resize(static_cast<std::size_t>(form_.size()));
-      auto at = static_cast<std::size_t>(c.offset);  // a block schedule's chunks have stride 1
-      form_(c, [&](auto&& value) { results_[at++] = std::forward<decltype(value)>(value); });
+      auto at = static_cast<std::size_t>(c.offset);
+      const auto stride = static_cast<std::size_t>(c.stride);
+      form_(c, [&](auto&& value) {
+        results_[at] = std::forward<decltype(value)>(value);
+        at += stride;
+      });
       return;
     }
     if (!placed_) chunks_.insert(chunks_.end(), {c.offset, c.count, c.stride});
@@ -122,8 +133,10 @@ class map_part {
     completed_ = encoded_ = results_.size();  // the saved results are in the main file already
   }
   std::vector<R> combine(const communicator& comm, int root) {
-    if constexpr (placeable)
+    if constexpr (placeable) {
       if (placed_) return gather_placed(comm, root);
+      if (on_root_) return gather_on_root(comm, root);
+    }
     return gather_in_order(comm, form_.size(), std::move(chunks_), std::move(results_), root);
   }
   std::string payload(const std::vector<R>& results) const {
@@ -158,8 +171,46 @@ class map_part {
     return {};
   }
 
+  std::vector<R> gather_on_root(const communicator& comm, int root) {
+    const MPI_Comm c = comm.native();
+    std::vector<std::int64_t> counts;  // each rank's chunk list, 3 numbers a chunk (none from the root)
+    const std::vector<std::int64_t> all_chunks = gather_concat(c, std::move(chunks_), root, counts);
+    // Results travel in messages of 8 MiB, so the root's buffer stays that small.
+    constexpr auto most = static_cast<std::int64_t>(std::max<std::size_t>(1, (std::size_t{8} << 20) / sizeof(R)));
+    if (comm.rank() != root) {
+      for (std::size_t sent = 0; sent < results_.size(); sent += most)
+        MPIPROC_CHECK(MPI_Send(results_.data() + sent, static_cast<int>(std::min<std::size_t>(most, results_.size() - sent)),
+                               raw_type<R>(), root, results_tag, c));
+      return {};
+    }
+    results_.resize(static_cast<std::size_t>(form_.size()));  // where the root had nothing to fold
+    std::vector<R> piece(static_cast<std::size_t>(most));
+    std::size_t k = 0;  // rank r's next chunk in all_chunks
+    for (int r = 0; r < comm.size(); ++r) {
+      const auto end = k + static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
+      std::int64_t in_piece = 0, used = 0;  // results received in the piece at hand, placed from it
+      for (; k < end; k += 3)
+        for (std::int64_t i = 0, at = all_chunks[k]; i < all_chunks[k + 1]; ++i, at += all_chunks[k + 2]) {
+          if (used == in_piece) in_piece = receive_piece(piece, r, c), used = 0;
+          results_[static_cast<std::size_t>(at)] = piece[static_cast<std::size_t>(used++)];
+        }
+    }
+    return std::move(results_);
+  }
+
+  /// The next message of `from`'s results into `piece`; how many it held.
+  static std::int64_t receive_piece(std::vector<R>& piece, int from, MPI_Comm c) {
+    MPI_Status status;
+    MPIPROC_CHECK(MPI_Recv(piece.data(), static_cast<int>(piece.size()), raw_type<R>(), from, results_tag, c, &status));
+    int count = 0;
+    MPIPROC_CHECK(MPI_Get_count(&status, raw_type<R>(), &count));
+    return count;
+  }
+
+  static constexpr int results_tag = 2;  // on the private duplicate, within this call alone
+
   const Form& form_;
-  const bool placed_, receives_;  // see placed_directly; receives_: this rank gets the results
+  const bool placed_, on_root_, receives_;  // see placed_directly, placed_on_root; receives_: this rank gets the results
   std::vector<std::int64_t> chunks_;  // (offset, count, stride) in the order this rank folded them
   std::vector<R> results_;
   std::size_t completed_ = 0, encoded_ = 0;  // results that are whole pieces; in the payload
@@ -169,7 +220,8 @@ template <class R, class Form>
 std::vector<R> map_over(const communicator& comm, const call_signature& sig, const Form& form, const schedule& s,
                         const call_options& opts) {
   const bool placed = map_part<R, Form>::placed_directly(form.size(), s, opts);
-  map_part<R, Form> part(form, placed, sig.root == all_ranks || comm.rank() == sig.root);
+  const bool on_root = map_part<R, Form>::placed_on_root(sig.root, opts);
+  map_part<R, Form> part(form, placed, on_root, sig.root == all_ranks || comm.rank() == sig.root);
   return fold_chunks(comm, sig, s, opts, part);
 }
 
