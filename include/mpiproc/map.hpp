@@ -83,9 +83,10 @@ class map_part {
   using result_type = std::vector<R>;
   static constexpr const char* saved_as = "map";
 
-  /// `placed`: see placed_directly; `on_root`: see placed_on_root.
-  map_part(const Form& form, bool placed, bool on_root, bool receives)
-      : form_(form), placed_(placed), on_root_(!placed && on_root), receives_((placed || on_root) && receives) {}
+  /// `placed`: see placed_directly; `on_root`: see placed_on_root; `whole`: this rank folds
+  /// into the whole vector of results (a rank that receives them where placed; the gathering root).
+  map_part(const Form& form, bool placed, bool on_root, bool whole)
+      : form_(form), placed_(placed), on_root_(!placed && on_root), receives_(whole) {}
 
   /// Whether a call's results go straight to their places: numbers under a block schedule, where
   /// every rank knows every rank's run of positions. A rank that receives the results then folds
@@ -94,12 +95,13 @@ class map_part {
   static bool placed_directly(std::int64_t n, const schedule& s, const call_options& opts) {
     return placeable && s.type() == schedule::kind::block && !opts.checkpoint && n <= INT_MAX;
   }
-  /// Whether, for numbers sent to one root under any other schedule, the root folds into the
-  /// whole vector and then takes the other ranks' results in pieces of 8 MiB and places them: it
-  /// holds the items, the results and one piece, not every result twice.
-  static bool placed_on_root(int root, const call_options& opts) {
-    return placeable && root != all_ranks && !opts.checkpoint;
-  }
+  /// Whether, for numbers under any other schedule, one root (rank 0 where every rank gets the
+  /// results) folds into the whole vector, then takes the other ranks' results in pieces of 8 MiB
+  /// and places each by its chunk: it holds the items, the results and one piece, not every
+  /// result twice, and writes each chunk's results in a row instead of permuting them all. Where
+  /// every rank gets them, it then broadcasts them.
+  static bool placed_on_root(const call_options& opts) { return placeable && !opts.checkpoint; }
+  static int gathering_root(int root) { return root == all_ranks ? 0 : root; }
 
   const Form& form() const { return form_; }
   std::string type_name() const { return type_text<R>(); }
@@ -135,7 +137,7 @@ class map_part {
   std::vector<R> combine(const communicator& comm, int root) {
     if constexpr (placeable) {
       if (placed_) return gather_placed(comm, root);
-      if (on_root_) return gather_on_root(comm, root);
+      if (on_root_) return gather_on_root(comm, root);  // then broadcast, for all_ranks
     }
     return gather_in_order(comm, form_.size(), std::move(chunks_), std::move(results_), root);
   }
@@ -171,7 +173,8 @@ class map_part {
     return {};
   }
 
-  std::vector<R> gather_on_root(const communicator& comm, int root) {
+  std::vector<R> gather_on_root(const communicator& comm, int asked) {
+    const int root = gathering_root(asked);
     const MPI_Comm c = comm.native();
     std::vector<std::int64_t> counts;  // each rank's chunk list, 3 numbers a chunk (none from the root)
     const std::vector<std::int64_t> all_chunks = gather_concat(c, std::move(chunks_), root, counts);
@@ -181,7 +184,8 @@ class map_part {
       for (std::size_t sent = 0; sent < results_.size(); sent += most)
         MPIPROC_CHECK(MPI_Send(results_.data() + sent, static_cast<int>(std::min<std::size_t>(most, results_.size() - sent)),
                                raw_type<R>(), root, results_tag, c));
-      return {};
+      std::vector<R>().swap(results_);  // room for the whole, where every rank gets it
+      return asked == all_ranks ? broadcast_whole(c, root) : std::vector<R>{};
     }
     results_.resize(static_cast<std::size_t>(form_.size()));  // where the root had nothing to fold
     std::vector<R> piece(static_cast<std::size_t>(most));
@@ -195,6 +199,17 @@ class map_part {
           results_[static_cast<std::size_t>(at)] = piece[static_cast<std::size_t>(used++)];
         }
     }
+    std::vector<R>().swap(piece);
+    return asked == all_ranks ? broadcast_whole(c, root) : std::move(results_);
+  }
+
+  /// Collective: the root's whole results on every rank.
+  std::vector<R> broadcast_whole(MPI_Comm c, int root) {
+    results_.resize(static_cast<std::size_t>(form_.size()));
+    constexpr std::size_t most = std::size_t{1} << 30 >> 3;  // results a call, within MPI's int count
+    for (std::size_t at = 0; at < results_.size(); at += most)
+      MPIPROC_CHECK(MPI_Bcast(results_.data() + at, static_cast<int>(std::min(most, results_.size() - at)), raw_type<R>(),
+                              root, c));
     return std::move(results_);
   }
 
@@ -220,8 +235,10 @@ template <class R, class Form>
 std::vector<R> map_over(const communicator& comm, const call_signature& sig, const Form& form, const schedule& s,
                         const call_options& opts) {
   const bool placed = map_part<R, Form>::placed_directly(form.size(), s, opts);
-  const bool on_root = map_part<R, Form>::placed_on_root(sig.root, opts);
-  map_part<R, Form> part(form, placed, on_root, sig.root == all_ranks || comm.rank() == sig.root);
+  const bool on_root = !placed && map_part<R, Form>::placed_on_root(opts);
+  const bool whole = placed ? sig.root == all_ranks || comm.rank() == sig.root
+                            : on_root && comm.rank() == map_part<R, Form>::gathering_root(sig.root);
+  map_part<R, Form> part(form, placed, on_root, whole);
   return fold_chunks(comm, sig, s, opts, part);
 }
 
