@@ -121,16 +121,20 @@ TEST(Map, RootTakesResultsLargerThanOneMessage) {
   const std::int64_t n = 3'000'007;
   auto f = [](std::int64_t i) { return i * 7 - 3; };
   for (const auto& s : {schedule::cyclic(3), schedule::dynamic(100'003), schedule::guided(), schedule::dynamic()}) {
+    auto expect_all = [&](const std::vector<std::int64_t>& got, const char* call) {
+      ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << call << " " << describe(s);
+      std::int64_t wrong = 0, first_wrong = -1;
+      for (std::int64_t i = 0; i < n; ++i)
+        if (got[static_cast<std::size_t>(i)] != f(i) && wrong++ == 0) first_wrong = i;
+      EXPECT_EQ(wrong, 0) << call << ": first at " << first_wrong << " " << describe(s);
+    };
+    // map gathers on rank 0 the same way, then broadcasts.
+    expect_all(mpiproc::map(world(), range<std::int64_t>{0, n}, f, s), "map");
     const auto got = mpiproc::map_root(world(), root, range<std::int64_t>{0, n}, f, s);
-    if (world().rank() != root) {
+    if (world().rank() == root)
+      expect_all(got, "map_root");
+    else
       EXPECT_TRUE(got.empty()) << describe(s);
-      continue;
-    }
-    ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << describe(s);
-    std::int64_t wrong = 0, first_wrong = -1;
-    for (std::int64_t i = 0; i < n; ++i)
-      if (got[static_cast<std::size_t>(i)] != f(i) && wrong++ == 0) first_wrong = i;
-    EXPECT_EQ(wrong, 0) << "first at " << first_wrong << " " << describe(s);
   }
 }
 
