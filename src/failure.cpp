@@ -96,8 +96,9 @@ struct agreement {
 };
 
 /// The agreement's messages travel on the call's communicator, the private duplicate of
-/// collective calls, which carries no other point-to-point message but a map_root's results after
-/// the agreement (tag 2, map.hpp) and the rendezvous of calls (collective.cpp).
+/// collective calls, which carries no other point-to-point message but, after the agreement
+/// before them, a map's results (tag 2, map.hpp) and shares of items (tag 3, item_shares.hpp), and
+/// the rendezvous of calls (collective.cpp).
 constexpr int agreement_tag = 1;
 
 /// Folds a partner's agreement into this rank's. The values fold only where both sides made the

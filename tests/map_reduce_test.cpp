@@ -120,7 +120,8 @@ TEST(Map, RootTakesResultsLargerThanOneMessage) {
   const int root = world().size() - 1;
   const std::int64_t n = 3'000'007;
   auto f = [](std::int64_t i) { return i * 7 - 3; };
-  for (const auto& s : {schedule::cyclic(3), schedule::dynamic(100'003), schedule::guided(), schedule::dynamic()}) {
+  for (const auto& s : {schedule::cyclic(3), schedule::block(), schedule::dynamic(100'003), schedule::guided(),
+                        schedule::dynamic()}) {
     auto expect_all = [&](const std::vector<std::int64_t>& got, const char* call) {
       ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << call << " " << describe(s);
       std::int64_t wrong = 0, first_wrong = -1;
@@ -130,6 +131,13 @@ TEST(Map, RootTakesResultsLargerThanOneMessage) {
     };
     // map gathers on rank 0 the same way, then broadcasts.
     expect_all(mpiproc::map(world(), range<std::int64_t>{0, n}, f, s), "map");
+    // Items too travel in messages of 8 MiB, packed one message at a time under cyclic.
+    std::vector<std::int64_t> items;
+    if (world().rank() == 0)
+      for (std::int64_t i = 0; i < n; ++i) items.push_back(i);
+    expect_all(mpiproc::map(world(), items, f, s), "map over items");
+    EXPECT_EQ(mpiproc::map_reduce(world(), items, [](std::int64_t i) { return i; }, std::plus<>{}, s), n * (n - 1) / 2)
+        << describe(s);
     const auto got = mpiproc::map_root(world(), root, range<std::int64_t>{0, n}, f, s);
     if (world().rank() == root)
       expect_all(got, "map_root");
@@ -413,6 +421,43 @@ TEST(MapReduce, ItemsOnRankZero) {
   std::vector<std::int64_t> items;
   if (world().rank() == 0) items = {5, -3, 12, 40, 7};
   EXPECT_EQ(mpiproc::map_reduce(world(), items, [](std::int64_t v) { return v * 2; }, std::plus<>{}, schedule::dynamic(1)), 122);
+}
+
+TEST(MapReduce, ItemsReachTheRanksThatComputeThemUnderEverySchedule) {
+  // map_reduce and for_each over items send each rank its share (block, cyclic) or fetch each
+  // chunk's items (dynamic, guided) as map does: every item counted once, numbers and strings, and
+  // an error in the function on any rank reaches every rank.
+  const std::int64_t n = 3000;
+  std::vector<std::int64_t> numbers(3, -1);  // the other ranks' items are ignored
+  std::vector<std::string> words;
+  if (world().rank() == 0) {
+    numbers.clear();
+    for (std::int64_t i = 0; i < n; ++i) numbers.push_back(i), words.push_back(label(static_cast<int>(i)));
+  }
+  std::int64_t letters = 0;
+  for (std::int64_t i = 0; i < n; ++i) letters += static_cast<std::int64_t>(label(static_cast<int>(i)).size());
+  auto schedules = all_schedules();
+  schedules.insert(schedules.end(), {schedule::dynamic(64), schedule::guided(100)});
+  for (const auto& s : schedules) {
+    EXPECT_EQ(mpiproc::map_reduce(world(), numbers, [](std::int64_t v) { return 3 * v; }, std::plus<>{}, s),
+              3 * n * (n - 1) / 2)
+        << describe(s);
+    EXPECT_EQ(mpiproc::map_reduce(world(), words, [](const std::string& w) { return static_cast<std::int64_t>(w.size()); },
+                                  std::plus<>{}, s),
+              letters)
+        << describe(s);
+    std::vector<std::int64_t> seen;
+    mpiproc::for_each(world(), numbers, [&](std::int64_t v) { seen.push_back(v); }, s);
+    expect_each_once(test::all_gather(seen), range<std::int64_t>{0, n}, "for_each " + describe(s));
+    EXPECT_THROW(mpiproc::map_reduce(world(), words,
+                                     [](const std::string& w) -> int {
+                                       if (w == label(2999)) throw std::runtime_error("bad word");
+                                       return 1;
+                                     },
+                                     std::plus<>{}, s),
+                 mpiproc::remote_error)
+        << describe(s);
+  }
 }
 
 TEST(MapReduce, MoreRanksThanItems) {

@@ -6,6 +6,7 @@
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/fold_chunks.hpp>
+#include <mpiproc/detail/item_shares.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/range.hpp>
 #include <mpiproc/schedule.hpp>
@@ -74,20 +75,15 @@ void for_each_chunks(const communicator& comm, range<T> r, Fn fn, schedule s = {
   detail::for_each_over(comm, sig, detail::subranges_of<T, Fn>{r, fn}, s, opts);
 }
 
-/// Collective: calls fn(item) for each item of `items` as given on rank 0 (broadcast first; the
-/// other ranks' vectors are ignored), each item on exactly one rank.
+/// Collective: calls fn(item) for each item of `items` as given on rank 0 (the other ranks'
+/// vectors are ignored), each item on exactly one rank, which receives only the items it computes
+/// (as for map over items, see map.hpp).
 template <class Item, std::invocable<const Item&> Fn>
 void for_each(const communicator& comm, std::vector<Item> items, Fn fn, schedule s = {}, const call_options& opts = {}) {
-  {
-    // The broadcast is part of the call: the ranks agree on it first, and must not be inside
-    // another call here.
-    const detail::collective_call entered(comm, "for_each");
-    detail::agree_before_broadcast<Item>(comm.native(), "for_each", s, detail::all_ranks, 0);
-    detail::broadcast(comm.native(), items, 0);
-  }
-  const range<std::int64_t> positions{0, static_cast<std::int64_t>(items.size())};
-  for_each(comm, positions, [&](std::int64_t i) { std::invoke(fn, std::as_const(items)[static_cast<std::size_t>(i)]); }, s,
-           opts);
+  const detail::collective_call entered(comm, "for_each");
+  detail::over_items(comm, "for_each", items, fn, s, 0, detail::all_ranks, opts, [&](const auto& form, std::int64_t n) {
+    detail::for_each_over(comm, detail::signature_of("for_each", n, 0, s, detail::all_ranks), form, s, opts);
+  });
 }
 
 }  // namespace mpiproc

@@ -251,48 +251,14 @@ auto map_range(const communicator& comm, const char* call, const range<T>& r, Fn
   return map_over<R>(comm, sig, items_of<T, Fn>{r, fn}, s, opts);
 }
 
-/// The smallest dynamic chunk whose items a rank fetches rather than receives by broadcast.
-inline constexpr std::int64_t fetched_chunk = 64;
-
 template <class Item, class Fn>
 auto map_items(const communicator& comm, const char* call, std::vector<Item>& items, Fn& fn, const schedule& s,
                int source, int root, const call_options& opts) {
   using R = std::decay_t<std::invoke_result_t<Fn&, const Item&>>;
   const collective_call entered(comm, call);
-  // A static schedule sends each rank only its share. A shared counter's chunks (dynamic, guided)
-  // fall anywhere: each rank fetches its chunks' items from the source as it claims them, where
-  // each chunk is worth a round trip (not dynamic chunks of a few items) and the source can serve
-  // (MPI_THREAD_MULTIPLE). A checkpoint's resumption broadcasts every item.
-  const bool shares = fixed_in_advance(s) && !opts.checkpoint && comm.size() > 1;
-  const bool fetches = !fixed_in_advance(s) && !opts.checkpoint && comm.size() > 1 &&
-                       (s.type() == schedule::kind::guided || s.chunk() == 0 || s.chunk() >= fetched_chunk) &&
-                       item_server::available();
-  agree_before_broadcast<Item>(comm.native(), call, s, root, source, static_cast<bool>(opts.checkpoint));
-  if (fetches) {
-    const std::int64_t n = items_held(comm.native(), items, source);
-    item_server server(comm, source, [&items](std::int64_t offset, std::int64_t count) {
-      std::string out;  // the encoding of a vector of the run's items
-      if constexpr (travels_raw<Item> && !std::is_same_v<Item, bool>)
-        out.assign(reinterpret_cast<const char*>(items.data() + offset), static_cast<std::size_t>(count) * sizeof(Item));
-      else
-        append_bytes(out, std::vector<Item>(items.begin() + offset, items.begin() + offset + count));
-      return out;
-    });
-    const auto sig = signature_of<void, R>(call, n, 0, s, root);
-    if (comm.rank() == source) return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
-    std::vector<Item> run;
-    return map_over<R>(comm, sig, fetched_items<Item, Fn>{server, n, fn, run}, s, opts);
-  }
-  if (!shares) {
-    broadcast(comm.native(), items, source);
-    const auto sig = signature_of<void, R>(call, static_cast<std::int64_t>(items.size()), 0, s, root);
-    return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
-  }
-  const std::int64_t n = scatter_shares(comm.native(), items, source, s);
-  const auto sig = signature_of<void, R>(call, n, 0, s, root);
-  if (comm.rank() == source) return map_over<R>(comm, sig, listed_items<Item, Fn>{items, fn}, s, opts);
-  std::size_t used = 0;
-  return map_over<R>(comm, sig, own_share<Item, Fn>{items, n, fn, used}, s, opts);
+  return over_items(comm, call, items, fn, s, source, root, opts, [&](const auto& form, std::int64_t n) {
+    return map_over<R>(comm, signature_of<void, R>(call, n, 0, s, root), form, s, opts);
+  });
 }
 
 }  // namespace detail

@@ -6,6 +6,7 @@
 #include <mpiproc/detail/collective.hpp>
 #include <mpiproc/detail/failure.hpp>
 #include <mpiproc/detail/fold_chunks.hpp>
+#include <mpiproc/detail/item_shares.hpp>
 #include <mpiproc/detail/reduce_partials.hpp>
 #include <mpiproc/detail/transport.hpp>
 #include <mpiproc/error.hpp>
@@ -160,19 +161,20 @@ detail::chunk_result_t<T, Fn, Op> map_reduce_chunks(const communicator& comm, ra
 }
 
 /// Collective: op-reduces fn(item) over the items of `items` as given on rank 0 (the other ranks'
-/// vectors are ignored; the items are broadcast first). The result on every rank. A checkpoint
-/// knows the items by their count only: let its tag name them.
+/// vectors are ignored). The result on every rank. Each rank receives only the items it computes,
+/// as for map over items (see map.hpp). A checkpoint knows the items by their count only: let its
+/// tag name them.
 template <class Item, std::invocable<const Item&> Fn, class Op>
   requires detail::reduction_for<Op, detail::element_result_t<const Item&, Fn, Op>>
 detail::element_result_t<const Item&, Fn, Op> map_reduce(const communicator& comm, std::vector<Item> items, Fn fn,
                                                          Op op, schedule s = {}, const call_options& opts = {}) {
   using R = detail::element_result_t<const Item&, Fn, Op>;
   const detail::collective_call entered(comm, "map_reduce");
-  detail::agree_before_broadcast<Item>(comm.native(), "map_reduce", s, detail::all_ranks, 0);
-  detail::broadcast(comm.native(), items, 0);
-  const auto sig =
-      detail::signature_of<Op, R>("map_reduce", static_cast<std::int64_t>(items.size()), 0, s, detail::all_ranks);
-  return *detail::reduce_over<R>(comm, sig, detail::listed_items<Item, Fn>{items, fn}, op, s, opts);
+  return detail::over_items(comm, "map_reduce", items, fn, s, 0, detail::all_ranks, opts,
+                            [&](const auto& form, std::int64_t n) {
+                              const auto sig = detail::signature_of<Op, R>("map_reduce", n, 0, s, detail::all_ranks);
+                              return *detail::reduce_over<R>(comm, sig, form, op, s, opts);
+                            });
 }
 
 }  // namespace mpiproc
