@@ -38,9 +38,13 @@ std::vector<std::pair<int, int>> assign(const std::vector<role>& roles, int size
 }  // namespace
 
 std::size_t run_roles(const communicator& comm, const std::vector<role>& roles) {
-  const auto places = assign(roles, comm.size());
   // A collective call on `comm` from inside a role would hang (only the role's ranks make it).
   const detail::collective_call entered(comm.native(), "run_roles");
+  return detail::run_roles_within_call(comm, roles);
+}
+
+std::size_t detail::run_roles_within_call(const communicator& comm, const std::vector<role>& roles) {
+  const auto places = assign(roles, comm.size());
   std::size_t mine = roles.size();
   for (std::size_t i = 0; i < roles.size(); ++i)
     if (comm.rank() >= places[i].first && comm.rank() < places[i].first + places[i].second) mine = i;

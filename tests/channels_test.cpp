@@ -523,6 +523,46 @@ TEST(Roles, ACountBelowOneIsAUsageErrorOnEveryRank) {
   world().barrier();  // every rank came through, none left waiting in run_roles
 }
 
+TEST(Roles, ReturningRolesGiveEveryRankEachRolesValue) {
+  // Process targets whose return values come back (multiprocessing drops them): each role's
+  // value is its group's rank 0's, on every rank, in the order of the roles.
+  const auto named = [](const char* name) {
+    return [name](const mpiproc::communicator& group) { return std::string(name) + " on " + std::to_string(group.size()); };
+  };
+  const std::vector<mpiproc::returning_role<std::string>> two{{"first", 1, named("first")},
+                                                              {"rest", mpiproc::remaining_ranks, named("rest")}};
+  if (size() >= 2)
+    EXPECT_EQ(mpiproc::run_roles(world(), two), (std::vector<std::string>{"first on 1", "rest on " + std::to_string(size() - 1)}));
+  else
+    EXPECT_THROW(mpiproc::run_roles(world(), two), usage_error);  // "rest" would have no rank to return its value
+
+  std::vector<mpiproc::returning_role<std::int64_t>> each;
+  std::vector<std::int64_t> expected;
+  for (int r = 0; r < size(); ++r) {
+    each.push_back({"rank " + std::to_string(r), 1, [](const mpiproc::communicator&) { return std::int64_t{rank()} * 100 + 7; }});
+    expected.push_back(std::int64_t{r} * 100 + 7);
+  }
+  EXPECT_EQ(mpiproc::run_roles(world(), each), expected);
+  // One role on every rank: its group's rank 0 is world rank 0.
+  EXPECT_EQ(mpiproc::run_roles<int>(world(), {{"all", mpiproc::remaining_ranks, [](const mpiproc::communicator&) { return rank() + 1; }}}),
+            std::vector<int>{1});
+  EXPECT_EQ(mpiproc::run_roles<bool>(world(), {{"yes", 1, [](const mpiproc::communicator&) { return true; }}}),
+            std::vector<bool>{true});
+
+  try {
+    mpiproc::run_roles<int>(world(), {{"all", mpiproc::remaining_ranks, [](const mpiproc::communicator& group) -> int {
+                                         if (group.rank() == group.size() - 1) throw std::runtime_error("no value");
+                                         return 1;
+                                       }}});
+    ADD_FAILURE() << "no error";
+  } catch (const mpiproc::remote_error& e) {
+    EXPECT_EQ(e.rank(), size() - 1);
+    EXPECT_EQ(e.message(), "no value");
+  }
+  EXPECT_THROW(mpiproc::run_roles<int>(world(), {{"no work", 1, {}}}), usage_error);
+  world().barrier();  // every rank came through
+}
+
 TEST(Roles, AFailingRoleReachesRanksWaitingOnItsQueueOrPipe) {
   if (size() < 2) GTEST_SKIP() << "needs 2 ranks";
   mpiproc::queue<int> q(world());

@@ -1,7 +1,7 @@
 // rangesum: the sum of [first, last), repeated, as the seed's two-Process example (whose results
 // never came back to the parent and so "summed" to 0) meant to compute. With --roles, the repeats
-// run as that example's Processes did, at the same time, each on a group of ranks of its own; their
-// results come back through a shared list.
+// run as that example's Processes did, at the same time, each on a group of ranks of its own, and
+// each returns its sum (returning_role).
 #include <app.hpp>
 
 #include <algorithm>
@@ -69,16 +69,12 @@ int main(int argc, char** argv) {
       if (world.size() < repeat)
         throw mpiproc::usage_error("--roles runs each repeat on ranks of its own: run with at least " +
                                    std::to_string(repeat) + " ranks (mpirun -np " + std::to_string(repeat) + ")");
-      mpiproc::shared_list<int128> results(world, std::vector<int128>(static_cast<std::size_t>(repeat), 0));
-      std::vector<mpiproc::role> tasks;
+      // Each task's sum comes back to every rank: what the seed's Processes lost.
+      std::vector<mpiproc::returning_role<int128>> tasks;
       for (int k = 0; k < repeat; ++k)
-        tasks.push_back({"task " + std::to_string(k + 1), k + 1 < repeat ? mpiproc::rank_count(world.size() / repeat) : mpiproc::remaining_ranks,
-                         [&, k](const mpiproc::communicator& group) {
-                           const int128 sum = sum_over(group);
-                           if (group.rank() == 0) results.set(k, sum);  // what the seed's Processes lost
-                         }});
-      mpiproc::run_roles(world, tasks);
-      sums = results.snapshot();
+        tasks.push_back({"task " + std::to_string(k + 1),
+                         k + 1 < repeat ? mpiproc::rank_count(world.size() / repeat) : mpiproc::remaining_ranks, sum_over});
+      sums = mpiproc::run_roles(world, tasks);
     } else {
       for (int k = 0; k < repeat; ++k) sums.push_back(sum_over(world));
     }
