@@ -206,7 +206,8 @@ class map_part {
   /// Collective: the root's whole results on every rank.
   std::vector<R> broadcast_whole(MPI_Comm c, int root) {
     results_.resize(static_cast<std::size_t>(form_.size()));
-    constexpr std::size_t most = std::size_t{1} << 30 >> 3;  // results a call, within MPI's int count
+    // At most 1 GiB a call: within MPI's int count, and short of the 2 GiB messages some transports mishandle.
+    constexpr std::size_t most = std::max<std::size_t>(1, (std::size_t{1} << 30) / sizeof(R));
     for (std::size_t at = 0; at < results_.size(); at += most)
       MPIPROC_CHECK(MPI_Bcast(results_.data() + at, static_cast<int>(std::min(most, results_.size() - at)), raw_type<R>(),
                               root, c));

@@ -67,8 +67,9 @@ inline void receive_share(char* into, std::size_t bytes, int from, MPI_Comm comm
 /// Collective, for a static schedule (fixed_in_advance): `source` keeps its `items`; every other
 /// rank's `items` becomes its own share of them, in the order it folds them (see own_share).
 /// Returns how many items the source holds. Trivially copyable items under a block schedule go
-/// straight from `items` in one MPI_Scatterv; otherwise the source packs and sends one message
-/// of at most 8 MiB at a time, so it sets aside no more than that.
+/// straight from `items` in one MPI_Scatterv; other trivially copyable items are packed and sent
+/// one message of at most 8 MiB at a time, so the source sets aside no more than that; other
+/// items are encoded one rank's share at a time (the share's copy and its encoding).
 template <class Item>
 std::int64_t scatter_shares(MPI_Comm comm, std::vector<Item>& items, int source, const schedule& s) {
   int rank = 0, size = 1;
