@@ -13,6 +13,7 @@
 #include <mpiproc/error.hpp>
 #include <mpiproc/event.hpp>
 #include <mpiproc/for_each.hpp>
+#include <mpiproc/imap.hpp>
 #include <mpiproc/joinable_queue.hpp>
 #include <mpiproc/lock.hpp>
 #include <mpiproc/map.hpp>
