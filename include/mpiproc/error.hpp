@@ -89,7 +89,22 @@ class interrupted : public error {
   using error::error;
 };
 
+/// A wait that gave up: a future's get with a timeout that passed (the task goes on), or a task
+/// that ran past its time limit, like Python's TimeoutError.
+class timeout_error : public error {
+ public:
+  using error::error;
+};
+
+/// The result of a task that was cancelled before it started, like concurrent.futures'
+/// CancelledError.
+class cancelled_error : public error {
+ public:
+  using error::error;
+};
+
 /// User code threw on some rank during a collective call; every rank of that call throws this.
+/// A task's future throws it too, for the rank the task ran on.
 class remote_error : public error {
  public:
   remote_error(int rank, std::string message, int failed_ranks);

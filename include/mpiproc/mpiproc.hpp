@@ -13,6 +13,7 @@
 #include <mpiproc/error.hpp>
 #include <mpiproc/event.hpp>
 #include <mpiproc/for_each.hpp>
+#include <mpiproc/future.hpp>
 #include <mpiproc/imap.hpp>
 #include <mpiproc/joinable_queue.hpp>
 #include <mpiproc/lock.hpp>
@@ -31,4 +32,5 @@
 #include <mpiproc/semaphore.hpp>
 #include <mpiproc/shared_dict.hpp>
 #include <mpiproc/shared_list.hpp>
+#include <mpiproc/task_pool.hpp>
 #include <mpiproc/value.hpp>
