@@ -2,6 +2,7 @@
 
 #include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/check.hpp>
+#include <mpiproc/detail/peer_failed.hpp>
 #include <mpiproc/detail/pool_core.hpp>
 #include <mpiproc/error.hpp>
 
@@ -20,8 +21,14 @@ enum : std::uint64_t {
   op_steal,    // a call: up to half this rank's queue (at most steal_most tasks), oldest first
   op_results,  // posted: the outcomes of tasks this rank submitted
   op_queue,    // posted: a task submitted to run on this rank
+  op_left,     // posted: the sender left the pool without close() (an exception ended its part)
 };
 constexpr std::size_t steal_most = 64;
+// op_steal's answer from a rank that left the pool without close(): this count, then the rank
+// whose failure ended the pool there.
+constexpr std::uint64_t pool_left = ~std::uint64_t{0};
+
+std::string left_answer(int rank) { return byte_writer().number(pool_left).number(static_cast<std::uint64_t>(rank)).take(); }
 // A rank running other ranks' tasks sends their results back in batches of this many, or
 // sooner when it has nothing left to run.
 constexpr std::size_t results_batch = 64;
@@ -79,6 +86,12 @@ struct pool_core::shared {
   std::unique_ptr<service_endpoint> endpoint;
   MPI_Comm waves = MPI_COMM_NULL;  // the end's agreement (close)
   bool closed = false;
+  bool closing = false;  // in close()
+  std::atomic<int> left{-1};  // a rank that left the pool without close()
+  std::atomic<bool> abandoned{false};  // this rank left it
+  // close()'s wave in flight: kept here, since MPI writes `sums` until it completes.
+  MPI_Request wave = MPI_REQUEST_NULL;
+  std::uint64_t mine[2] = {0, 0}, sums[2] = {0, 0};
   int rank = 0;
   int victim = 0;  // the next rank to steal from
 
@@ -115,15 +128,23 @@ struct pool_core::shared {
     byte_reader in(request);
     const std::uint64_t op = in.number();
     if (op == op_steal) {
-      byte_writer out;
+      if (abandoned.load()) return left_answer(left.load() >= 0 ? left.load() : rank);
+      // Only tasks the thief has defined already (ranks define the same tasks, not at once).
+      const std::uint64_t defined = in.number();
+      byte_writer tasks;
+      std::size_t given = 0;
       std::lock_guard guard(lock);
-      const std::size_t take = std::min(steal_most, (queue.size() + 1) / 2);
-      out.number(take);
-      for (std::size_t k = 0; k < take; ++k) {
-        put_task(out, queue.front());
-        queue.pop_front();
+      const std::size_t most = std::min(steal_most, (queue.size() + 1) / 2);
+      for (auto at = queue.begin(); at != queue.end() && given < most && at - queue.begin() < static_cast<std::ptrdiff_t>(4 * steal_most);) {
+        if (at->function >= defined) {
+          ++at;
+          continue;
+        }
+        put_task(tasks, *at);
+        at = queue.erase(at);
+        ++given;
       }
-      return out.take();
+      return byte_writer().number(given).take() + tasks.take();
     }
     if (op == op_results) {
       for (std::uint64_t k = in.number(); k > 0; --k) {
@@ -132,6 +153,12 @@ struct pool_core::shared {
         const auto where = static_cast<int>(in.number());
         settle(id, status, where, in.bytes());
       }
+      return std::string();
+    }
+    if (op == op_left) {
+      std::lock_guard guard(lock);
+      if (left.load() < 0) left.store(static_cast<int>(in.number()));
+      activity.notify_all();
       return std::string();
     }
     if (op == op_queue) {
@@ -219,12 +246,20 @@ struct pool_core::shared {
     for (int tries = 1; tries < size; ++tries) {
       victim = (victim + 1) % size;
       if (victim == rank) victim = (victim + 1) % size;
-      const std::optional<std::string> answer = endpoint->call(victim, byte_writer().number(op_steal).take());
+      const std::optional<std::string> answer =
+          endpoint->call(victim, byte_writer().number(op_steal).number(runners.size()).take());
       byte_reader in(*answer);
       const std::uint64_t got = in.number();
+      if (got == pool_left) {
+        const auto gone = static_cast<int>(in.number());
+        int expected = -1;
+        left.compare_exchange_strong(expected, gone);
+        throw peer_failed(left.load());
+      }
       if (got == 0) continue;
       std::lock_guard guard(lock);
-      for (std::uint64_t k = 0; k < got; ++k) queue.push_front(get_task(in));  // the oldest runs last here
+      // The oldest runs first here (run_local takes the back); the newest are the first given away.
+      for (std::uint64_t k = 0; k < got; ++k) queue.push_front(get_task(in));
       return true;
     }
     return false;
@@ -241,9 +276,9 @@ pool_core::pool_core(const communicator& comm) : shared_(std::make_shared<shared
   MPIPROC_CHECK(MPI_Comm_dup(comm.native(), &shared_->waves));
   std::weak_ptr<shared> weak = shared_;
   shared_->endpoint = std::make_unique<service_endpoint>(
-      comm, 0, nullptr, [weak](int source, const std::string& request) -> std::optional<std::string> {
+      comm, 0, nullptr, [weak, me = rank_](int source, const std::string& request) -> std::optional<std::string> {
         const auto s = weak.lock();
-        if (!s) throw error("mpiproc: task_pool: a request after the pool ended (a bug)");
+        if (!s) return left_answer(me);  // answers a steal; a posted request's answer is dropped
         return s->serve(source, request);
       });
 }
@@ -251,9 +286,19 @@ pool_core::pool_core(const communicator& comm) : shared_(std::make_shared<shared
 pool_core::~pool_core() { abandon(); }
 
 void pool_core::abandon() noexcept {
-  if (shared_->closed) return;
-  shared_->endpoint->abandon();
-  shared_->closed = true;
+  shared& s = *shared_;
+  if (s.closed) return;
+  s.closed = true;
+  s.abandoned.store(true);
+  // Tells the others, so that their waits end with an error rather than wait for this rank: in
+  // the name of the rank whose leaving ended this rank's part, if one did.
+  const int gone = s.left.load() >= 0 ? s.left.load() : rank_;
+  try {
+    for (int r = 0; r < size_; ++r)
+      if (r != rank_) s.endpoint->post_call(r, byte_writer().number(op_left).number(static_cast<std::uint64_t>(gone)).take());
+  } catch (...) {
+  }
+  s.endpoint->abandon();
 }
 
 bool pool_core::closed() const noexcept { return shared_->closed; }
@@ -329,13 +374,15 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
   if (s.closed) return done();
   auto pause = std::chrono::microseconds(20);
   for (;;) {
-    if (done()) return true;
-    if (s.run_local()) {
+    if (!done() && s.run_local()) {
       pause = std::chrono::microseconds(20);
       continue;
     }
+    // Results held for other ranks go before this rank returns to its own code, which may wait
+    // on those ranks.
     s.flush_all();
     if (done()) return true;
+    if (const int gone = s.left.load(); gone >= 0) throw peer_failed(gone);
     if (until && clock::now() >= *until) return false;
     if (size_ > 1 && s.steal(size_)) {
       pause = std::chrono::microseconds(20);
@@ -353,25 +400,28 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
 void pool_core::close() {
   shared& s = *shared_;
   if (s.closed) return;
+  if (s.closing) throw usage_error("mpiproc: task_pool::close from a task of the pool");
+  s.closing = true;
   // Waves of sums of every rank's counts: the pool is done when a wave finds as many outcomes
   // known as tasks submitted, and the next wave finds the same sums (no rank submitted or settled
   // anything in between, so none runs a task that could submit more).
-  MPI_Request wave = MPI_REQUEST_NULL;
-  std::uint64_t mine[2] = {0, 0}, sums[2] = {0, 0}, last[2] = {~std::uint64_t{0}, 0};
+  std::uint64_t last[2] = {~std::uint64_t{0}, 0};
+  bool finished = false;  // once true, stays so: work_until may ask again
   work_until(
       [&] {
-        if (wave == MPI_REQUEST_NULL) {
+        if (finished) return true;
+        if (s.wave == MPI_REQUEST_NULL) {
           s.flush_all();
-          mine[0] = s.created.load();
-          mine[1] = s.settled.load();
-          MPIPROC_CHECK(MPI_Iallreduce(mine, sums, 2, MPI_UINT64_T, MPI_SUM, s.waves, &wave));
+          s.mine[0] = s.created.load();
+          s.mine[1] = s.settled.load();
+          MPIPROC_CHECK(MPI_Iallreduce(s.mine, s.sums, 2, MPI_UINT64_T, MPI_SUM, s.waves, &s.wave));
         }
         int complete = 0;
-        MPIPROC_CHECK(MPI_Test(&wave, &complete, MPI_STATUS_IGNORE));
+        MPIPROC_CHECK(MPI_Test(&s.wave, &complete, MPI_STATUS_IGNORE));
         if (!complete) return false;
-        if (sums[0] == sums[1] && sums[0] == last[0] && sums[1] == last[1]) return true;
-        last[0] = sums[0];
-        last[1] = sums[1];
+        if (s.sums[0] == s.sums[1] && s.sums[0] == last[0] && s.sums[1] == last[1]) return finished = true;
+        last[0] = s.sums[0];
+        last[1] = s.sums[1];
         return false;  // the next call starts the next wave
       },
       std::nullopt);

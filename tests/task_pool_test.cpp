@@ -239,3 +239,53 @@ TEST(TaskPool, ABusyRanksTasksRunOnTheOtherRanks) {
   }
   pool.close();
 }
+
+TEST(Process, StartJoinIsAliveExitcodeAndResult) {
+  mpiproc::task_pool pool(world());
+  const auto nap = pool.define([](int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    if (ms < 0) throw std::runtime_error("negative nap");
+    return ms * 2;
+  });
+  mpiproc::process p(pool, nap, 20), bad(pool, nap, -1);
+  EXPECT_FALSE(p.is_alive());
+  EXPECT_FALSE(p.exitcode().has_value());
+  EXPECT_THROW(p.join(), mpiproc::usage_error);  // not started
+  p.start();
+  EXPECT_THROW(p.start(), mpiproc::usage_error);  // twice
+  bad.start();
+  p.join();
+  EXPECT_FALSE(p.is_alive());
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(p.result(), 40);
+  EXPECT_TRUE(bad.join(30));
+  EXPECT_EQ(bad.exitcode(), 1);
+  EXPECT_THROW(bad.result(), mpiproc::remote_error);
+  pool.close();
+}
+
+// A rank whose code throws while it holds a pool leaves without close(): the others' waits end
+// with an error naming it instead of waiting for it forever.
+TEST(TaskPool, ARankThatLeavesOnAnExceptionEndsTheOthersWaits) {
+  if (world().size() < 2) GTEST_SKIP() << "needs a rank to stay";
+  const int last = world().size() - 1;
+  if (world().rank() == last) {
+    try {
+      mpiproc::task_pool pool(world());
+      pool.define([](int x) { return x; });
+      throw std::runtime_error("this rank's own code failed");
+    } catch (const std::runtime_error&) {
+    }
+  } else {
+    mpiproc::task_pool pool(world());
+    const auto same = pool.define([](int x) { return x; });
+    EXPECT_EQ(pool.submit(same, 5).get(), 5);
+    try {
+      pool.close();
+      ADD_FAILURE() << "close() returned without the last rank";
+    } catch (const mpiproc::error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::to_string(last)), std::string::npos) << e.what();
+    }
+  }
+  world().barrier();
+}

@@ -56,12 +56,14 @@ void stream_over(const communicator& comm, const call_signature& sig, const Form
     stream_consumer<R, decltype(deliver)> stream(c, comm.rank(), comm.size(), ordered, deliver);
     try {
       for_each_owned_chunk(comm, n, s, [&](const chunk& ch) {
-        for_each_piece(ch, sizer, [&](const chunk& p) { stream.compute(form, p); });
+        for_each_piece(ch, sizer, [&](const chunk& p) { stream.compute(form, p, sizer); });
       });
       stream.drain();
       if (ordered && !stream.failed() && stream.front() != n)
         throw error("mpiproc: imap: handed on " + std::to_string(stream.front()) + " results of " + std::to_string(n) +
                     " (a bug)");
+    } catch (const stream_stopped&) {
+      stream.drain();  // another rank failed: the agreement reports it
     } catch (...) {
       failure = std::current_exception();
       stream.fail();
@@ -76,6 +78,7 @@ void stream_over(const communicator& comm, const call_signature& sig, const Form
       for_each_owned_chunk(comm, n, s, [&](const chunk& ch) {
         for_each_piece(ch, sizer, [&](const chunk& p) {
           std::string& out = sender.begin(p);
+          sizer.restart();  // the piece's work, not the wait for a credit
           form(p, [&](auto&& value) { append_field(out, static_cast<const R&>(value)); });
           sender.send();
         });
@@ -122,10 +125,11 @@ void stream_items(const communicator& comm, const char* call, std::vector<Item>&
 /// ranks' `consume` is never called.
 ///
 /// Memory: each rank sends its results in pieces (at most 64 Ki results and 1 MiB of trivially
-/// copyable results, 1 Ki results of other types; smaller while a piece takes over 2 ms), and may
-/// have at most 4 pieces that the consumer has not yet handed on. The consumer so holds at most
-/// 5 pieces per rank, whatever the number of results; a consumer slower than the other ranks
-/// holds them back (they wait for it) rather than piling results up.
+/// copyable results, 1 Ki results of other types; smaller while a piece takes over 20 ms), and may
+/// have at most 4 pieces sent that the consumer has not taken yet. The consumer so holds at most
+/// 5 pieces per rank (4 on their way, 1 being handed on), whatever the number of results; a
+/// consumer slower than the other ranks holds them back (they wait for it) rather than piling
+/// results up.
 ///
 /// If fn throws on any rank, or consume on the consumer, every rank throws remote_error (the
 /// results after the failure are dropped; those handed on before it stay handed on). No

@@ -20,6 +20,7 @@
 #include <mpiproc/map.hpp>
 #include <mpiproc/map_reduce.hpp>
 #include <mpiproc/pipe.hpp>
+#include <mpiproc/process.hpp>
 #include <mpiproc/progress.hpp>
 #include <mpiproc/queue.hpp>
 #include <mpiproc/raw_array.hpp>

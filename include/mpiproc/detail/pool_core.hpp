@@ -57,7 +57,8 @@ class pool_core {
   std::shared_ptr<task_state> submit(std::uint32_t function, std::uint64_t signature, std::string args, int where,
                                      double time_limit);
   /// Runs tasks (this rank's, else other ranks') until done() or `until` passes; true if done().
-  /// done() is asked under no lock, again after each task and each result that arrives.
+  /// done() is asked under no lock, again after each task and each result that arrives, and
+  /// again after it returned true (so it must stay true).
   bool work_until(const std::function<bool()>& done, const deadline& until);
   /// Whether `state` is settled, settling it as timed out where its limit passed.
   static bool settled(task_state& state);

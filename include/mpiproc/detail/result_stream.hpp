@@ -24,7 +24,8 @@
 
 namespace mpiproc::detail {
 
-/// Pieces a rank may have on their way to the consumer or waiting there.
+/// Pieces a rank may have sent that the consumer has not taken yet (a piece taken is credited
+/// back at once in completion order, once handed on in input order).
 inline constexpr int stream_window = 4;
 
 /// The most results in one piece: 64 Ki, and at most 1 MiB of trivially copyable results; 1 Ki
@@ -50,9 +51,11 @@ class piece_sizer {
  public:
   explicit piece_sizer(std::int64_t most) : most_(most) {}
   std::int64_t next() {
-    started_ = std::chrono::steady_clock::now();
+    restart();
     return size_;
   }
+  /// Times the piece from now (after a wait that is not its work).
+  void restart() { started_ = std::chrono::steady_clock::now(); }
   void done() {
     const auto took = std::chrono::steady_clock::now() - started_;
     if (took < std::chrono::milliseconds(2)) size_ = std::min(most_, size_ * 2);
@@ -74,6 +77,10 @@ void for_each_piece(const chunk& c, piece_sizer& sizer, Piece&& piece) {
     at += p.count;
   }
 }
+
+/// Thrown out of the consumer's work once another rank's part failed: its results are dropped,
+/// and the failure agreement reports that rank's error.
+struct stream_stopped {};
 
 /// A rank's side other than the consumer's: sends pieces, each once the consumer has room for it.
 class piece_sender {
@@ -167,10 +174,13 @@ class stream_consumer {
       : receiver_(comm, ranks), rank_(rank), ordered_(ordered), deliver_(deliver),
         early_(ordered ? static_cast<std::size_t>(ranks) : 0) {}
 
-  /// Computes this rank's piece `p` through form(p, use), handing on its results.
+  /// Computes this rank's piece `p` through form(p, use), handing on its results; throws
+  /// stream_stopped instead once another rank failed.
   template <class Form>
-  void compute(const Form& form, const chunk& p) {
+  void compute(const Form& form, const chunk& p, piece_sizer& sizer) {
     take_arrived();
+    if (failed_) throw stream_stopped{};
+    sizer.restart();
     if (!ordered_ || (early(rank_).empty() && p.offset == front_ && (p.stride == 1 || p.count == 1))) {
       std::int64_t at = p.offset;
       form(p, [&](auto&& value) {
@@ -185,6 +195,7 @@ class stream_consumer {
     }
     // Its turn has not come: kept, as an arriving piece is, once there is room for it.
     while (early(rank_).size() >= stream_window && !failed_) take_one(true);
+    sizer.restart();
     std::string bytes(sizeof(piece_header), '\0');
     const piece_header head{p.offset, p.count, p.stride};
     std::memcpy(bytes.data(), &head, sizeof head);
