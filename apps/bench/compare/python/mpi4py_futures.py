@@ -124,7 +124,29 @@ def run_map(ex, P, a):
     return f"{sum(results) % 2**64}", t1 - t0, []
 
 
-RUNS = {"primes": run_primes, "rangesum": run_rangesum, "factorials": run_factorials, "map": run_map}
+def identity(x):
+    return x
+
+
+def run_tasks(ex, P, a):
+    """N empty tasks, each submitted and its result taken (the task pool's throughput)."""
+    t0 = time.perf_counter()
+    futures = [ex.submit(identity, x) for x in range(a.N)]
+    total = sum(f.result() for f in futures)
+    t1 = time.perf_counter()
+    return f"{total}", t1 - t0, [f"tasks/s: {a.N / (t1 - t0):.0f}"]
+
+
+def run_task_rtt(ex, P, a):
+    """R empty tasks one at a time: submit, then wait for the result (a task's round trip)."""
+    t0 = time.perf_counter()
+    total = sum(ex.submit(identity, x).result() for x in range(a.R))
+    t1 = time.perf_counter()
+    return f"{total}", t1 - t0, [f"round trip: {(t1 - t0) / a.R * 1e6:.1f} us"]
+
+
+RUNS = {"primes": run_primes, "rangesum": run_rangesum, "factorials": run_factorials, "map": run_map,
+        "tasks": run_tasks, "task_rtt": run_task_rtt}
 NOT_APPLICABLE = {
     "counter_lock": "a task pool has no shared counter or lock",
     "counter_atomic": "a task pool has no shared counter",
@@ -168,6 +190,10 @@ def parse_args(argv):
     w = sub.add_parser("map", help="[i*i for i in range(N)] in parallel, in order")
     w.add_argument("N", type=whole(0))
     w.add_argument("--chunksize", type=whole(1), default=None, help="tasks per message (default min(5000, ceil(N/P)))")
+    w = sub.add_parser("tasks", help="N empty tasks submitted, then every result taken")
+    w.add_argument("N", type=whole(1))
+    w = sub.add_parser("task_rtt", help="R empty tasks, each submitted and its result taken before the next")
+    w.add_argument("R", type=whole(1))
     for name in NOT_APPLICABLE:
         w = sub.add_parser(name, help="not applicable (exit 3)")
         w.add_argument("args", nargs="*")

@@ -333,6 +333,10 @@ def parse_args(argv):
     w = sub.add_parser("map", help="[i*i for i in range(N)] in parallel, in order")
     w.add_argument("N", type=whole(0))
     w.add_argument("--chunksize", type=whole(1), default=None, help="Pool.map chunksize (default min(4000, ceil(N/P)))")
+    w = sub.add_parser("tasks", help="N empty tasks through apply_async, then every get()")
+    w.add_argument("N", type=whole(1))
+    w = sub.add_parser("task_rtt", help="R empty tasks one at a time through apply()")
+    w.add_argument("R", type=whole(1))
     a = parser.parse_args(argv)
     if a.workload == "queue" and a.procs < 2:
         parser.error("queue needs --procs >= 2 (1 producer, P-1 consumers)")
@@ -341,10 +345,36 @@ def parse_args(argv):
     return a
 
 
+def identity(x):
+    return x
+
+
+def run_tasks(P, a):
+    """N empty tasks through Pool.apply_async, then every AsyncResult.get()."""
+    with multiprocessing.Pool(processes=P) as pool:
+        pool.map(noop, range(P), chunksize=1)
+        t0 = time.perf_counter()
+        results = [pool.apply_async(identity, (x,)) for x in range(a.N)]
+        total = sum(r.get() for r in results)
+        t1 = time.perf_counter()
+    return f"{total}", t1 - t0, [f"tasks/s: {a.N / (t1 - t0):.0f}"]
+
+
+def run_task_rtt(P, a):
+    """R empty tasks one at a time through Pool.apply (a task's round trip)."""
+    with multiprocessing.Pool(processes=P) as pool:
+        pool.map(noop, range(P), chunksize=1)
+        t0 = time.perf_counter()
+        total = sum(pool.apply(identity, (x,)) for x in range(a.R))
+        t1 = time.perf_counter()
+    return f"{total}", t1 - t0, [f"round trip: {(t1 - t0) / a.R * 1e6:.1f} us"]
+
+
 RUNS = {
     "primes": run_primes, "rangesum": run_rangesum, "factorials": run_factorials,
     "counter_lock": run_counter_lock, "counter_atomic": run_counter_atomic, "queue": run_queue,
     "pipe_pingpong": run_pingpong, "pipe_bw": run_bandwidth, "map": run_map,
+    "tasks": run_tasks, "task_rtt": run_task_rtt,
 }
 
 
