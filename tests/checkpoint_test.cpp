@@ -20,6 +20,8 @@
 
 using mpiproc::range;
 using mpiproc::schedule;
+using test::describe;
+using test::sum_over_ranks;
 using test::world;
 
 namespace {
@@ -29,14 +31,6 @@ namespace fs = std::filesystem;
 std::vector<schedule> all_schedules() {
   return {schedule::block(),    schedule::cyclic(), schedule::cyclic(3), schedule::dynamic(),
           schedule::dynamic(7), schedule::guided(), schedule::guided(4)};
-}
-
-std::string describe(const schedule& s) { return std::string(s.name()) + "(" + std::to_string(s.chunk()) + ")"; }
-
-std::int64_t sum_over_ranks(std::int64_t mine, MPI_Comm comm = MPI_COMM_WORLD) {
-  std::int64_t total = 0;
-  MPI_Allreduce(&mine, &total, 1, MPI_INT64_T, MPI_SUM, comm);
-  return total;
 }
 
 /// A fresh folder, the same on every rank, removed at the end of the test.

@@ -14,16 +14,10 @@
 
 using mpiproc::range;
 using mpiproc::schedule;
+using test::describe;
 using test::world;
 
 namespace {
-
-std::vector<schedule> all_schedules() {
-  return {schedule::block(),    schedule::cyclic(),   schedule::cyclic(3), schedule::dynamic(),
-          schedule::dynamic(1), schedule::dynamic(7), schedule::guided(),  schedule::guided(4)};
-}
-
-std::string describe(const schedule& s) { return std::string(s.name()) + "(" + std::to_string(s.chunk()) + ")"; }
 
 std::int64_t f(std::int64_t x) { return x * x - 3 * x + 7; }
 
@@ -53,7 +47,7 @@ void expect_each_once(const std::vector<std::pair<std::int64_t, std::int64_t>>& 
 
 TEST(ImapUnordered, EveryResultOnceUnderEverySchedule) {
   for (const range<std::int64_t> r : {range<std::int64_t>{0, 0}, {5, 6}, {-40, 3}, {0, 1000}, {17, 4017}})
-    for (const schedule& s : all_schedules())
+    for (const schedule& s : test::every_schedule())
       for (int consumer = 0; consumer < world().size(); ++consumer) {
         std::vector<std::pair<std::int64_t, std::int64_t>> got;
         mpiproc::imap_unordered(world(), r, f, [&](std::int64_t at, std::int64_t v) { got.emplace_back(at, v); }, s,
@@ -65,7 +59,7 @@ TEST(ImapUnordered, EveryResultOnceUnderEverySchedule) {
 
 TEST(Imap, InputOrderUnderEverySchedule) {
   for (const range<std::int64_t> r : {range<std::int64_t>{0, 0}, {5, 6}, {-40, 3}, {0, 1000}, {17, 4017}})
-    for (const schedule& s : all_schedules())
+    for (const schedule& s : test::every_schedule())
       for (int consumer = 0; consumer < world().size(); ++consumer) {
         std::vector<std::pair<std::int64_t, std::int64_t>> got;
         mpiproc::imap(world(), r, f, [&](std::int64_t at, std::int64_t v) { got.emplace_back(at, v); }, s, consumer);
@@ -113,7 +107,7 @@ TEST(ImapUnordered, ConsumeWithTheResultAlone) {
 }
 
 TEST(Imap, SerializedResultsAndItems) {
-  for (const schedule& s : all_schedules()) {
+  for (const schedule& s : test::every_schedule()) {
     const int consumer = world().size() - 1;
     std::vector<std::string> words;
     if (world().rank() == consumer)

@@ -18,16 +18,10 @@
 
 using mpiproc::range;
 using mpiproc::schedule;
+using test::describe;
 using test::world;
 
 namespace {
-
-std::vector<schedule> all_schedules() {
-  return {schedule::block(),     schedule::cyclic(),     schedule::cyclic(3), schedule::dynamic(),
-          schedule::dynamic(1),  schedule::dynamic(7),   schedule::guided(),  schedule::guided(4)};
-}
-
-std::string describe(const schedule& s) { return std::string(s.name()) + "(" + std::to_string(s.chunk()) + ")"; }
 
 /// Ranges of int64 positions: fixed edge cases plus seeded random ones (the same on every rank).
 std::vector<range<std::int64_t>> test_ranges() {
@@ -54,7 +48,7 @@ void expect_each_once(std::vector<std::int64_t> visited, const range<std::int64_
 
 TEST(ForEach, VisitsEveryItemExactlyOnce) {
   for (const auto& r : test_ranges())
-    for (const auto& s : all_schedules()) {
+    for (const auto& s : test::every_schedule()) {
       std::vector<std::int64_t> mine;
       mpiproc::for_each(world(), r, [&](std::int64_t i) { mine.push_back(i); }, s);
       expect_each_once(test::all_gather(mine), r, "[" + std::to_string(r.first()) + ", " + std::to_string(r.last()) + ") " + describe(s));
@@ -63,7 +57,7 @@ TEST(ForEach, VisitsEveryItemExactlyOnce) {
 
 TEST(ForEach, ChunkFormCoversEveryItemExactlyOnce) {
   for (const auto& r : test_ranges())
-    for (const auto& s : all_schedules()) {
+    for (const auto& s : test::every_schedule()) {
       std::vector<std::int64_t> mine;
       mpiproc::for_each_chunks(world(), r, [&](range<std::int64_t> chunk) {
         EXPECT_FALSE(chunk.empty());
@@ -76,7 +70,7 @@ TEST(ForEach, ChunkFormCoversEveryItemExactlyOnce) {
 TEST(ForEach, UnsignedRangeAtTheTopOfSixtyFourBits) {
   constexpr auto top = std::numeric_limits<std::uint64_t>::max();
   const range<std::uint64_t> r{top - 23, top};
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     std::vector<std::int64_t> offsets;
     mpiproc::for_each(world(), r, [&](std::uint64_t i) { offsets.push_back(static_cast<std::int64_t>(i - (top - 23))); }, s);
     expect_each_once(test::all_gather(offsets), range<std::int64_t>{0, 23}, describe(s));
@@ -86,7 +80,7 @@ TEST(ForEach, UnsignedRangeAtTheTopOfSixtyFourBits) {
 TEST(ForEach, ItemsFromRankZero) {
   std::vector<std::string> items;
   if (world().rank() == 0) items = {"a", "bb", "ccc", "dddd", "eeeee"};
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     std::vector<std::int64_t> lengths;
     mpiproc::for_each(world(), items, [&](const std::string& item) { lengths.push_back(static_cast<std::int64_t>(item.size())); }, s);
     expect_each_once(test::all_gather(lengths), range<std::int64_t>{1, 6}, describe(s));
@@ -95,7 +89,7 @@ TEST(ForEach, ItemsFromRankZero) {
 
 TEST(Map, ResultsInInputOrderOnEveryRank) {
   for (const auto& r : test_ranges())
-    for (const auto& s : all_schedules()) {
+    for (const auto& s : test::every_schedule()) {
       // Wrapping arithmetic: the ranges reach the 64-bit limits.
       auto f = [](std::int64_t i) { return static_cast<std::int64_t>(static_cast<std::uint64_t>(i) * 3 + 1); };
       const auto got = mpiproc::map(world(), r, f, s);
@@ -155,7 +149,7 @@ std::string label(int i) {  // strings of varying length: a type that needs seri
 }  // namespace
 
 TEST(Map, SerializedResultsInOrder) {
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const auto got = mpiproc::map(world(), range<int>{0, 40}, label, s);
     ASSERT_EQ(got.size(), 40u);
     for (int i = 0; i < 40; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], label(i));
@@ -165,7 +159,7 @@ TEST(Map, SerializedResultsInOrder) {
 TEST(Map, ItemsLikePoolMap) {
   std::vector<std::string> words;
   if (world().rank() == 0) words = {"process", "pool", "queue", "pipe", "lock", "semaphore", "value"};
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const auto lengths = mpiproc::map(world(), words, [](const std::string& w) { return w.size(); }, s);
     EXPECT_EQ(lengths, (std::vector<std::size_t>{7, 4, 5, 4, 4, 9, 5})) << describe(s);
     const auto upper = mpiproc::map_root(world(), 0, words, [](const std::string& w) { return w.substr(0, 2); }, s);
@@ -208,7 +202,7 @@ TEST(Map, ItemsFromAnyRootUnderEverySchedule) {
     const auto numbers = held_by(root, [](int i) { return i * 0.25; });
     const auto words = held_by(root, label);
     const auto words_on_0 = held_by(0, label);
-    for (const auto& s : all_schedules()) {
+    for (const auto& s : test::every_schedule()) {
       const auto doubled = mpiproc::map_root(world(), root, numbers, [](double x) { return 2 * x; }, s);
       const auto sizes = mpiproc::map_root(world(), root, words, [](const std::string& w) { return w.size(); }, s);
       const auto echoed = mpiproc::map(world(), words_on_0, [](const std::string& w) { return w + "!"; }, s);
@@ -262,7 +256,7 @@ TEST(Map, ItemsFetchedChunkByChunkUnderDynamicAndGuided) {
 
 TEST(Map, BooleanResults) {
   // std::vector<bool> packs bits; it must still come back whole and in order.
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const auto got = mpiproc::map(world(), range<int>{0, 30}, [](int i) { return i % 3 == 0; }, s);
     ASSERT_EQ(got.size(), 30u);
     for (int i = 0; i < 30; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i % 3 == 0) << i;
@@ -274,7 +268,7 @@ TEST(MapReduce, IntegerSumIsExact) {
     if (r.first() < -1'000'000'000 || r.last() > 1'000'000'000) continue;  // keep sums in range
     std::int64_t expected = 0;
     for (auto i : r) expected += i * i;
-    for (const auto& s : all_schedules())
+    for (const auto& s : test::every_schedule())
       EXPECT_EQ(mpiproc::map_reduce(world(), r, [](std::int64_t i) { return i * i; }, std::plus<>{}, s), expected) << describe(s);
   }
 }
@@ -301,7 +295,7 @@ TEST(MapReduce, MinMaxAndBitOperators) {
   auto f = [](std::int64_t i) { return (i * 7919) % 101; };
   std::int64_t lo = 1000, hi = -1000, x = 0, o = 0;
   for (auto i : r) { lo = std::min(lo, f(i)); hi = std::max(hi, f(i)); x ^= f(i); o |= f(i); }
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     EXPECT_EQ(mpiproc::map_reduce(world(), r, f, mpiproc::minimum{}, s), lo);
     EXPECT_EQ(mpiproc::map_reduce(world(), r, f, mpiproc::maximum{}, s), hi);
     EXPECT_EQ(mpiproc::map_reduce(world(), r, f, std::bit_xor<>{}, s), x);
@@ -311,7 +305,7 @@ TEST(MapReduce, MinMaxAndBitOperators) {
 
 TEST(MapReduce, DoublesAndFloatsOfExactValues) {
   // Halves sum exactly in binary floating point, whatever the order.
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 1001}, [](int i) { return i * 0.5; }, std::plus<>{}, s), 250250.0);
     EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 101}, [](int i) { return static_cast<float>(i); }, std::plus<>{}, s), 5050.0f);
   }
@@ -319,7 +313,7 @@ TEST(MapReduce, DoublesAndFloatsOfExactValues) {
 
 TEST(MapReduce, InexactSumsAreTheSameBitsOnEveryRank) {
   // Sums of thirds round differently in different orders: every rank must still get one value.
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const double got = mpiproc::map_reduce(world(), range<int>{1, 100'001}, [](int i) { return 1.0 / (3 * i); },
                                            std::plus<>{}, s);
     const long double wide = mpiproc::map_reduce(world(), range<int>{1, 1001},
@@ -337,7 +331,7 @@ TEST(MapReduce, InexactSumsAreTheSameBitsOnEveryRank) {
 }
 
 TEST(MapReduce, BooleanAndNarrowResults) {
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     EXPECT_TRUE(mpiproc::map_reduce(world(), range<int>{0, 50}, [](int i) { return i < 50; }, std::logical_and<>{}, s));
     EXPECT_FALSE(mpiproc::map_reduce(world(), range<int>{0, 50}, [](int i) { return i == 60; }, std::logical_or<>{}, s));
     EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{0, 50}, [](int i) { return static_cast<std::int8_t>(i % 3); },
@@ -358,7 +352,7 @@ stats merge(const stats& a, const stats& b) { return {a.count + b.count, a.sum +
 }  // namespace
 
 TEST(MapReduce, TriviallyCopyableStruct) {
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const stats got = mpiproc::map_reduce(world(), range<std::int64_t>{-100, 900},
                                           [](std::int64_t i) { return stats{1, i, i}; }, mpiproc::reduction{merge, stats{}}, s);
     EXPECT_EQ(got.count, 1000);
@@ -371,7 +365,7 @@ TEST(MapReduce, SerializedBigIntegerProduct) {
   using boost::multiprecision::cpp_int;
   cpp_int expected = 1;
   for (int i = 1; i <= 60; ++i) expected *= i;
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const cpp_int got = mpiproc::map_reduce(world(), range<int>{1, 61}, [](int i) { return cpp_int(i); }, std::multiplies<>{}, s);
     EXPECT_EQ(got, expected) << describe(s);  // 60! has 272 bits: far past any 64-bit type
   }
@@ -383,7 +377,7 @@ TEST(MapReduce, SerializedVectorMerge) {
     std::sort(a.begin(), a.end());
     return a;
   };
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const auto got = mpiproc::map_reduce(world(), range<int>{0, 57}, [](int i) { return std::vector<int>{i, -i}; },
                                          mpiproc::reduction{merge_sorted, std::vector<int>{}}, s);
     std::vector<int> expected;
@@ -395,7 +389,7 @@ TEST(MapReduce, SerializedVectorMerge) {
 
 TEST(MapReduce, ChunkFormSeesWholeSubranges) {
   const range<std::int64_t> r{1, 100'001};
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     const std::int64_t sum = mpiproc::map_reduce_chunks(world(), r, [](range<std::int64_t> chunk) {
       std::int64_t local = 0;
       for (std::int64_t i = chunk.first(); i < chunk.last(); ++i) local += i;
@@ -436,7 +430,7 @@ TEST(MapReduce, ItemsReachTheRanksThatComputeThemUnderEverySchedule) {
   }
   std::int64_t letters = 0;
   for (std::int64_t i = 0; i < n; ++i) letters += static_cast<std::int64_t>(label(static_cast<int>(i)).size());
-  auto schedules = all_schedules();
+  auto schedules = test::every_schedule();
   schedules.insert(schedules.end(), {schedule::dynamic(64), schedule::guided(100)});
   for (const auto& s : schedules) {
     EXPECT_EQ(mpiproc::map_reduce(world(), numbers, [](std::int64_t v) { return 3 * v; }, std::plus<>{}, s),
@@ -461,7 +455,7 @@ TEST(MapReduce, ItemsReachTheRanksThatComputeThemUnderEverySchedule) {
 }
 
 TEST(MapReduce, MoreRanksThanItems) {
-  for (const auto& s : all_schedules()) {
+  for (const auto& s : test::every_schedule()) {
     EXPECT_EQ(mpiproc::map_reduce(world(), range<int>{7, 8}, [](int i) { return i; }, std::plus<>{}, s), 7);
     EXPECT_EQ(mpiproc::map(world(), range<int>{7, 9}, [](int i) { return i; }, s), (std::vector<int>{7, 8}));
   }

@@ -14,15 +14,10 @@
 #include <thread>
 #include <vector>
 
+using test::sum_over_ranks;
 using test::world;
 
 namespace {
-
-std::int64_t sum_over_ranks(std::int64_t mine) {
-  std::int64_t total = 0;
-  MPI_Allreduce(&mine, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-  return total;
-}
 
 /// The number of nodes of the tree `tree_task` grows from (seed, depth), computed here alone.
 std::int64_t tree_size(std::uint64_t seed, int depth) {

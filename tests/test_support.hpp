@@ -3,6 +3,7 @@
 // Helpers for checking global invariants with plain MPI, independent of the code under test.
 
 #include <mpiproc/communicator.hpp>
+#include <mpiproc/schedule.hpp>
 
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace test {
@@ -48,6 +50,25 @@ inline bool same_everywhere(std::int64_t value) {
   MPI_Allreduce(&value, &lo, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
   MPI_Allreduce(&value, &hi, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
   return lo == hi;
+}
+
+/// Every schedule kind, with automatic and small chunk sizes.
+inline std::vector<mpiproc::schedule> every_schedule() {
+  using mpiproc::schedule;
+  return {schedule::block(),    schedule::cyclic(),   schedule::cyclic(3), schedule::dynamic(),
+          schedule::dynamic(1), schedule::dynamic(7), schedule::guided(),  schedule::guided(4)};
+}
+
+/// "dynamic(7)", for failure messages.
+inline std::string describe(const mpiproc::schedule& s) {
+  return std::string(s.name()) + "(" + std::to_string(s.chunk()) + ")";
+}
+
+/// The sum of every rank's `mine`, on every rank.
+inline std::int64_t sum_over_ranks(std::int64_t mine, MPI_Comm comm = MPI_COMM_WORLD) {
+  std::int64_t total = 0;
+  MPI_Allreduce(&mine, &total, 1, MPI_INT64_T, MPI_SUM, comm);
+  return total;
 }
 
 }  // namespace test
