@@ -153,6 +153,8 @@ class piece_reader {
     }
   }
   std::int64_t left() const noexcept { return left_; }
+  /// Gives the message's bytes back (to receive the next message into their room).
+  std::string release() noexcept { return std::move(bytes_); }
   /// The position of the next result.
   std::int64_t next() const noexcept { return head_.offset + (head_.count - left_) * head_.stride; }
 
@@ -235,12 +237,10 @@ class stream_consumer {
       throw error("mpiproc: imap: results missing after every rank ended its part (a bug)");
     const int from = receiver_.receive(buffer_, wait);
     if (from < 0) return false;
-    piece_reader<R> piece(std::exchange(buffer_, std::string()));
+    piece_reader<R> piece(std::move(buffer_));
     if (piece.head().count < 0) {
       if (piece.head().offset != 0) fail();
-      return true;
-    }
-    if (failed_) {
+    } else if (failed_) {
       receiver_.credit(from);
     } else if (!ordered_) {
       // Credited first: the sender computes its next piece while this one is handed on.
@@ -249,7 +249,9 @@ class stream_consumer {
     } else {
       early(from).push_back(std::move(piece));
       deliver_early();
+      return true;
     }
+    buffer_ = piece.release();  // its room serves the next message
     return true;
   }
 
