@@ -7,7 +7,6 @@
 #include <mpiproc/detail/clock.hpp>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
