@@ -25,14 +25,16 @@ enum : std::uint64_t {
   op_left,     // posted: the sender left the pool without close() (an exception ended its part)
 };
 constexpr std::size_t steal_most = 64;
+// A rank running other ranks' tasks sends their results back in batches of this many, or
+// sooner when it has nothing left to run.
+constexpr std::size_t results_batch = 64;
 // op_steal's answer from a rank that left the pool without close(): this count, then the rank
 // whose failure ended the pool there.
 constexpr std::uint64_t pool_left = ~std::uint64_t{0};
 
-std::string left_answer(int rank) { return byte_writer().number(pool_left).number(static_cast<std::uint64_t>(rank)).take(); }
-// A rank running other ranks' tasks sends their results back in batches of this many, or
-// sooner when it has nothing left to run.
-constexpr std::size_t results_batch = 64;
+std::string left_answer(int rank) {
+  return byte_writer().number(pool_left).number(static_cast<std::uint64_t>(rank)).take();
+}
 
 /// A task waiting in a rank's queue.
 struct queued_task {
@@ -136,7 +138,8 @@ struct pool_core::shared {
       std::size_t given = 0;
       std::lock_guard guard(lock);
       const std::size_t most = std::min(steal_most, (queue.size() + 1) / 2);
-      for (auto at = queue.begin(); at != queue.end() && given < most && at - queue.begin() < static_cast<std::ptrdiff_t>(4 * steal_most);) {
+      const auto looked = [&](auto at) { return at - queue.begin() >= static_cast<std::ptrdiff_t>(4 * steal_most); };
+      for (auto at = queue.begin(); at != queue.end() && given < most && !looked(at);) {
         if (at->function >= defined) {
           ++at;
           continue;

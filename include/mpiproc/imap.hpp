@@ -19,6 +19,8 @@
 #include <concepts>
 #include <cstdint>
 #include <exception>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
