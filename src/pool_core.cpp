@@ -74,6 +74,11 @@ std::string seconds_text(double s) {
   if (!text.empty() && text.back() == '.') text.pop_back();
   return text;
 }
+
+/// The outcome's text of a task whose result came, or did not, after its time limit.
+std::string past_limit(double seconds) {
+  return "mpiproc: the task ran past its time limit of " + seconds_text(seconds) + " s";
+}
 }  // namespace
 
 struct pool_core::shared {
@@ -116,7 +121,7 @@ struct pool_core::shared {
         state->bytes = std::move(bytes);
         if (state->limit && clock::now() >= *state->limit && status != task_status::cancelled) {
           // Too late, even where nobody looked at the future in time.
-          state->bytes = "mpiproc: the task ran past its time limit of " + seconds_text(state->limit_seconds) + " s";
+          state->bytes = past_limit(state->limit_seconds);
           status = task_status::timed_out;
         }
         state->status.store(status);
@@ -353,7 +358,7 @@ bool pool_core::settled(task_state& state) {
   if (!state.limit || clock::now() < *state.limit) return false;
   std::lock_guard guard(state.lock);
   if (state.status.load() == task_status::pending) {
-    state.bytes = "mpiproc: the task ran past its time limit of " + seconds_text(state.limit_seconds) + " s";
+    state.bytes = past_limit(state.limit_seconds);
     state.status.store(task_status::timed_out);
   }
   return true;

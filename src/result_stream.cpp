@@ -9,6 +9,13 @@ namespace {
 // item_shares.hpp, call_monitor.cpp).
 constexpr int piece_tag = 4;
 constexpr int credit_tag = 5;
+
+/// Waits for the consumer's next credit: how many pieces more `consumer` lets this rank send.
+int next_credit(MPI_Comm comm, int consumer) {
+  int granted = 0;
+  MPIPROC_CHECK(MPI_Recv(&granted, 1, MPI_INT, consumer, credit_tag, comm, MPI_STATUS_IGNORE));
+  return granted;
+}
 }  // namespace
 
 piece_sender::piece_sender(MPI_Comm comm, int consumer) : comm_(comm), consumer_(consumer) {
@@ -16,11 +23,7 @@ piece_sender::piece_sender(MPI_Comm comm, int consumer) : comm_(comm), consumer_
 }
 
 std::string& piece_sender::begin(const chunk& p) {
-  if (credits_ == 0) {
-    int granted = 0;
-    MPIPROC_CHECK(MPI_Recv(&granted, 1, MPI_INT, consumer_, credit_tag, comm_, MPI_STATUS_IGNORE));
-    credits_ += granted;
-  }
+  if (credits_ == 0) credits_ += next_credit(comm_, consumer_);
   MPIPROC_CHECK(MPI_Wait(&requests_[slot_], MPI_STATUS_IGNORE));  // the buffer's last piece left
   std::string& out = buffers_[slot_];
   const piece_header head{p.offset, p.count, p.stride};
@@ -40,11 +43,7 @@ void piece_sender::finish(bool failed) {
   const piece_header end{failed ? 1 : 0, -1, 1};
   MPIPROC_CHECK(MPI_Send(&end, sizeof end, MPI_BYTE, consumer_, piece_tag, comm_));
   // Every credit comes back, so that none is left on the communicator for a later call to find.
-  while (credits_ < stream_window) {
-    int granted = 0;
-    MPIPROC_CHECK(MPI_Recv(&granted, 1, MPI_INT, consumer_, credit_tag, comm_, MPI_STATUS_IGNORE));
-    credits_ += granted;
-  }
+  while (credits_ < stream_window) credits_ += next_credit(comm_, consumer_);
   MPIPROC_CHECK(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
 }
 
