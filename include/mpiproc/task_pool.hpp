@@ -149,38 +149,35 @@ class task_pool {
 
   template <class F, class R, class... A>
   auto define_as(F fn, std::type_identity<R(A...)>) {
-    if constexpr (detail::takes_pool<A...>) {
+    if constexpr (detail::takes_pool<A...>)
       return define_with_pool(std::move(fn), std::type_identity<R(A...)>{});
-    } else {
-      using Result = std::decay_t<R>;
-      const std::uint32_t number = core_->define(
-          [fn = std::move(fn)](const std::string& bytes) mutable -> std::string {
-            detail::byte_reader in{std::string_view(bytes)};
-            std::tuple<std::decay_t<A>...> args{in.template get<std::decay_t<A>>()...};
-            if constexpr (std::is_void_v<R>) {
-              std::apply([&](auto&... a) { std::invoke(fn, std::move(a)...); }, args);
-              return {};
-            } else {
-              return detail::to_bytes(std::apply([&](auto&... a) -> Result { return std::invoke(fn, std::move(a)...); }, args));
-            }
-          },
-          signature<Result, A...>());
-      return task<Result(std::decay_t<A>...)>(number);
-    }
+    else
+      return define_runner<false, R, A...>(std::move(fn));
   }
   template <class F, class R, class Pool, class... A>
   auto define_with_pool(F fn, std::type_identity<R(Pool, A...)>) {
+    return define_runner<true, R, A...>(std::move(fn));
+  }
+  /// Defines fn as a task of the arguments A... (after this pool, where WithPool).
+  template <bool WithPool, class R, class... A, class F>
+  auto define_runner(F fn) {
     using Result = std::decay_t<R>;
     const std::uint32_t number = core_->define(
         [this, fn = std::move(fn)](const std::string& bytes) mutable -> std::string {
           detail::byte_reader in{std::string_view(bytes)};
           std::tuple<std::decay_t<A>...> args{in.template get<std::decay_t<A>>()...};
+          const auto call = [&](auto&... a) -> decltype(auto) {
+            if constexpr (WithPool)
+              return std::invoke(fn, *this, std::move(a)...);
+            else
+              return std::invoke(fn, std::move(a)...);
+          };
           if constexpr (std::is_void_v<R>) {
-            std::apply([&](auto&... a) { std::invoke(fn, *this, std::move(a)...); }, args);
+            std::apply(call, args);
             return {};
           } else {
-            return detail::to_bytes(
-                std::apply([&](auto&... a) -> Result { return std::invoke(fn, *this, std::move(a)...); }, args));
+            const Result result = std::apply(call, args);
+            return detail::to_bytes(result);
           }
         },
         signature<Result, A...>());
