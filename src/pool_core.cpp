@@ -3,38 +3,58 @@
 #include <mpiproc/detail/bytes.hpp>
 #include <mpiproc/detail/check.hpp>
 #include <mpiproc/detail/peer_failed.hpp>
+#include <mpiproc/detail/poller.hpp>
 #include <mpiproc/detail/pool_core.hpp>
 #include <mpiproc/error.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
-#include <map>
+#include <limits>
+#include <thread>
 #include <unordered_map>
 
 namespace mpiproc::detail {
 
 namespace {
-// The requests a rank's service thread answers for its pool.
-enum : std::uint64_t {
-  op_steal,    // a call: up to half this rank's queue (at most steal_most tasks), oldest first
-  op_results,  // posted: the outcomes of tasks this rank submitted
-  op_queue,    // posted: a task submitted to run on this rank
-  op_left,     // posted: the sender left the pool without close() (an exception ended its part)
+// The pool's messages between ranks travel on its own communicator. Whichever thread of the
+// receiving rank looks first takes each: its main thread while it waits in the pool, else its
+// service thread (the endpoint's poll), so that a task or a result goes straight from one rank's
+// main thread to the other's when both wait, and still lands while the receiver computes.
+enum : int {
+  tag_task,     // a task placed on the receiver, to run there
+  tag_steal,    // a thief asks for tasks: how many kinds of task it has defined
+  tag_stolen,   // the answer: a count, then the tasks oldest first (or pool_left, then a rank)
+  tag_results,  // outcomes of tasks the receiver submitted: a count, then each
+  tag_left,     // the sender left the pool without close(): the rank whose leaving ended its part
 };
-constexpr std::size_t steal_most = 64;
+// A thief takes up to half the victim's queue, at most this many, oldest first.
+constexpr std::size_t steal_most = 1024;
 // A rank running other ranks' tasks sends their results back in batches of this many, or
 // sooner when it has nothing left to run.
 constexpr std::size_t results_batch = 64;
-// op_steal's answer from a rank that left the pool without close(): this count, then the rank
+// A steal's answer from a rank that left the pool without close(): this count, then the rank
 // whose failure ended the pool there.
 constexpr std::uint64_t pool_left = ~std::uint64_t{0};
-
-std::string left_answer(int rank) {
-  return byte_writer().number(pool_left).number(static_cast<std::uint64_t>(rank)).take();
-}
+// Once every other rank answered a steal with nothing, an idle rank asks again after a pause
+// that doubles from the first to the last (and starts over once a steal brings tasks).
+constexpr std::chrono::microseconds steal_pause_first{20}, steal_pause_last{2000};
+// A rank running its own tasks looks for messages (steals to answer, results) after this many.
+constexpr int runs_between_looks = 16;
+// close() tests its wave of counts once in this many looks.
+constexpr unsigned wave_looks = 16;
+// A rank lets go of its completed sends once this many are in flight.
+constexpr std::size_t sends_kept = 32;
+// A rank that waits in the pool with nothing to do spins for idle_spin, reading the clock every
+// idle_clock_rounds looks, then yields until idle_yield, then sleeps between looks for a nap that
+// doubles from the first to the last.
+constexpr std::uint64_t idle_clock_rounds = 64;
+constexpr std::chrono::microseconds idle_spin{20};
+constexpr std::chrono::milliseconds idle_yield{2};
+constexpr std::chrono::microseconds idle_nap_first{20}, idle_nap_last{2000};
 
 /// A task waiting in a rank's queue.
 struct queued_task {
@@ -45,6 +65,7 @@ struct queued_task {
   deadline limit;  // on this rank's clock
   double limit_seconds = 0;
   std::string args;
+  bool placed = false;  // task_options::rank named this rank: it runs here, no thief takes it
 };
 
 void put_task(byte_writer& out, const queued_task& t) {
@@ -68,6 +89,14 @@ queued_task get_task(byte_reader& in) {
   return t;
 }
 
+/// A task's outcome, on its way to its submitter.
+struct outcome {
+  std::uint64_t id = 0;
+  task_status status = task_status::done;
+  int where = 0;  // the rank it ran on
+  std::string bytes;
+};
+
 std::string seconds_text(double s) {
   std::string text = std::to_string(s);
   text.erase(text.find_last_not_of('0') + 1);
@@ -82,102 +111,231 @@ std::string past_limit(double seconds) {
 }  // namespace
 
 struct pool_core::shared {
-  std::mutex lock;  // queue, pending, outgoing
-  std::condition_variable activity;  // a result or a task arrived
-  std::deque<queued_task> queue;
+  std::mutex lock;  // queue, outgoing and the steal's state
+  std::condition_variable activity;  // a task, a result or an answer arrived
+  std::deque<queued_task> queue;     // oldest first
+  std::mutex pending_lock;  // pending: apart, since the service thread settles while the rank submits
   std::unordered_map<std::uint64_t, std::shared_ptr<task_state>> pending;  // submitted here, unsettled
-  std::map<int, std::pair<std::size_t, byte_writer>> outgoing;             // results to send, per submitter
+  std::vector<std::pair<std::size_t, byte_writer>> outgoing;  // results to send, per submitter: count, bytes
+  // Read without the lock, so that an idle rank's look costs no lock: the queue's length, and the
+  // results held in `outgoing`.
+  std::atomic<std::size_t> queued{0}, held{0};
   std::vector<runner> runners;
   std::vector<std::uint64_t> signatures;
-  std::atomic<std::uint64_t> created{0}, settled{0};  // tasks submitted here; their outcomes known here
+  // Counted for close()'s end: tasks submitted here, their outcomes known here, steal requests
+  // this rank sent, their answers it took.
+  std::atomic<std::uint64_t> created{0}, settled{0}, asked{0}, answered{0};
   std::uint64_t next_id = 0;
-  std::unique_ptr<service_endpoint> endpoint;
-  MPI_Comm waves = MPI_COMM_NULL;  // the end's agreement (close)
+  // Stealing, under `lock`: one request out at a time, to the ranks in turn.
+  bool asking = false;
+  int victim = 0;
+  int empty_answers = 0;  // in a row
+  clock::duration steal_pause{0};
+  clock::time_point steal_after{};
+  bool steals_stopped = false;  // close(): a wave found every task settled
+  // Sends in flight, with the bytes MPI reads (each string stays where it is until its send
+  // completes). Completed ones are let go of a batch at a time: each MPI call costs a
+  // round trip's fraction, so none is spent on them at every send.
+  std::mutex sending;
+  std::deque<std::pair<MPI_Request, std::string>> sends;  // oldest first; a deque moves none
+  MPI_Comm comm = MPI_COMM_NULL;  // the pool's own: its messages, and close()'s waves
+  std::unique_ptr<service_endpoint> endpoint;  // its service thread polls `comm` for this rank
   bool closed = false;
   bool closing = false;  // in close()
   std::atomic<int> left{-1};  // a rank that left the pool without close()
   std::atomic<bool> abandoned{false};  // this rank left it
+  // Where the main thread is, which says what the service thread takes (poll_for_main):
+  enum main_thread_is : int {
+    computing,  // outside the pool: the service thread takes steals and their answers
+    looking,    // waiting in the pool, awake: it takes every message itself
+    napping,    // waiting in the pool, asleep: the service thread takes every message and wakes it
+  };
+  std::atomic<int> main{computing};
   // close()'s wave in flight: kept here, since MPI writes `sums` until it completes.
   MPI_Request wave = MPI_REQUEST_NULL;
-  std::uint64_t mine[2] = {0, 0}, sums[2] = {0, 0};
-  int rank = 0;
-  int victim = 0;  // the next rank to steal from
+  std::uint64_t mine[4] = {}, sums[4] = {};
+  int rank = 0, size = 1;
 
-  /// Records an outcome of a task submitted here; wakes the main thread.
-  void settle(std::uint64_t id, task_status status, int where, std::string bytes) {
-    std::shared_ptr<task_state> state;
+  ~shared() {
+    if (sends.empty()) return;
+    // Left without close(): MPI may still read what it sends to ranks that never take it, so the
+    // bytes stay until the process ends.
+    static auto* kept = new std::deque<std::pair<MPI_Request, std::string>>;
+    static std::mutex keeping;
+    std::lock_guard guard(keeping);
+    for (auto& send : sends) kept->push_back(std::move(send));
+  }
+
+  /// Sends `bytes` to `to` without waiting.
+  void send(int to, int tag, std::string bytes) {
+    if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw usage_error("mpiproc: task_pool: a task's arguments or results of more than 2 GiB in one message");
+    std::lock_guard guard(sending);
+    if (sends.size() >= sends_kept) reap();
+    auto& [request, buffer] = sends.emplace_back(MPI_REQUEST_NULL, std::move(bytes));
+    MPIPROC_CHECK(MPI_Isend(buffer.data(), static_cast<int>(buffer.size()), MPI_BYTE, to, tag, comm, &request));
+  }
+  /// Lets go of the oldest sends, up to the first that has not completed (`sending` held).
+  void reap() {
+    while (!sends.empty() && completed(sends.front().first)) sends.pop_front();
+  }
+
+  void record_left(int gone) {
+    int expected = -1;
+    left.compare_exchange_strong(expected, gone);
+  }
+
+  /// Records outcomes of tasks submitted here; wakes the main thread.
+  void settle(std::vector<outcome>& outcomes) {
+    std::vector<std::shared_ptr<task_state>> states(outcomes.size());
     {
-      std::lock_guard guard(lock);
-      const auto found = pending.find(id);
-      if (found != pending.end()) {
-        state = std::move(found->second);
-        pending.erase(found);
-      }
-    }
-    if (state) {
-      std::lock_guard guard(state->lock);
-      if (state->status.load() == task_status::pending) {
-        state->rank = where;
-        state->bytes = std::move(bytes);
-        if (state->limit && clock::now() >= *state->limit && status != task_status::cancelled) {
-          // Too late, even where nobody looked at the future in time.
-          state->bytes = past_limit(state->limit_seconds);
-          status = task_status::timed_out;
+      std::lock_guard guard(pending_lock);
+      for (std::size_t k = 0; k < outcomes.size(); ++k)
+        if (const auto found = pending.find(outcomes[k].id); found != pending.end()) {
+          states[k] = std::move(found->second);
+          pending.erase(found);
         }
-        state->status.store(status);
-      }
     }
-    settled.fetch_add(1);
+    for (std::size_t k = 0; k < outcomes.size(); ++k) {
+      task_state* state = states[k].get();
+      if (!state) continue;
+      outcome& o = outcomes[k];
+      std::lock_guard guard(state->lock);
+      if (state->status.load() != task_status::pending) continue;
+      state->rank = o.where;
+      state->bytes = std::move(o.bytes);
+      if (state->limit && clock::now() >= *state->limit && o.status != task_status::cancelled) {
+        // Too late, even where nobody looked at the future in time.
+        state->bytes = past_limit(state->limit_seconds);
+        o.status = task_status::timed_out;
+      }
+      state->status.store(o.status);
+    }
+    settled.fetch_add(outcomes.size());
     std::lock_guard guard(lock);
     activity.notify_all();
   }
+  void settle(std::uint64_t id, task_status status, int where, std::string bytes) {
+    std::vector<outcome> one{{id, status, where, std::move(bytes)}};
+    settle(one);
+  }
 
-  std::optional<std::string> serve(int, const std::string& request) {
-    byte_reader in(request);
-    const std::uint64_t op = in.number();
-    if (op == op_steal) {
-      if (abandoned.load()) return left_answer(left.load() >= 0 ? left.load() : rank);
-      // Only tasks the thief has defined already (ranks define the same tasks, not at once).
-      const std::uint64_t defined = in.number();
-      byte_writer tasks;
-      std::size_t given = 0;
+  /// Answers a thief: up to half this rank's queue (at most steal_most), oldest first, of the
+  /// tasks it has defined already (ranks define the same tasks, not at once) and no placed one.
+  void answer_steal(int thief, std::uint64_t defined) {
+    if (abandoned.load()) {
+      send(thief, tag_stolen, byte_writer().number(pool_left).number(static_cast<std::uint64_t>(left.load() >= 0 ? left.load() : rank)).take());
+      return;
+    }
+    // Moved out under the lock, encoded after it: the rank's own thread may be submitting.
+    std::vector<queued_task> taken, passed;
+    {
       std::lock_guard guard(lock);
       const std::size_t most = std::min(steal_most, (queue.size() + 1) / 2);
-      const auto looked = [&](auto at) { return at - queue.begin() >= static_cast<std::ptrdiff_t>(4 * steal_most); };
-      for (auto at = queue.begin(); at != queue.end() && given < most && !looked(at);) {
-        if (at->function >= defined) {
-          ++at;
-          continue;
-        }
-        put_task(tasks, *at);
-        at = queue.erase(at);
-        ++given;
+      while (!queue.empty() && taken.size() < most && taken.size() + passed.size() < 4 * steal_most) {
+        queued_task& t = queue.front();
+        (t.placed || t.function >= defined ? passed : taken).push_back(std::move(t));
+        queue.pop_front();
       }
-      return byte_writer().number(given).take() + tasks.take();
+      for (auto t = passed.rbegin(); t != passed.rend(); ++t) queue.push_front(std::move(*t));
+      queued.store(queue.size());
     }
-    if (op == op_results) {
-      for (std::uint64_t k = in.number(); k > 0; --k) {
-        const std::uint64_t id = in.number();
-        const auto status = static_cast<task_status>(in.number());
-        const auto where = static_cast<int>(in.number());
-        settle(id, status, where, in.bytes());
-      }
-      return std::string();
+    byte_writer out;
+    out.number(taken.size());
+    for (const queued_task& t : taken) put_task(out, t);
+    send(thief, tag_stolen, out.take());
+  }
+
+  /// Takes a steal's answer: its tasks into the queue; the next steal waits, if every rank had
+  /// nothing.
+  void take_stolen(byte_reader& in) {
+    const std::uint64_t got = in.number();
+    std::lock_guard guard(lock);
+    if (got == pool_left) {
+      record_left(static_cast<int>(in.number()));
+    } else {
+      // The oldest runs first here (run_local takes the back); the newest are the first given away.
+      for (std::uint64_t k = 0; k < got; ++k) queue.push_front(get_task(in));
+      queued.store(queue.size());
     }
-    if (op == op_left) {
-      std::lock_guard guard(lock);
-      if (left.load() < 0) left.store(static_cast<int>(in.number()));
-      activity.notify_all();
-      return std::string();
+    asking = false;
+    if (got == 0) {  // the next request goes to the next rank; a victim with tasks is asked again
+      victim = (victim + 1) % size;
+      if (victim == rank) victim = (victim + 1) % size;
     }
-    if (op == op_queue) {
+    if (got > 0 && got != pool_left) {
+      empty_answers = 0;
+      steal_pause = clock::duration::zero();
+      steal_after = clock::time_point{};
+    } else if (++empty_answers >= size - 1) {
+      empty_answers = 0;
+      steal_pause = std::clamp<clock::duration>(2 * steal_pause, steal_pause_first, steal_pause_last);
+      steal_after = clock::now() + steal_pause;
+    }
+    answered.fetch_add(1);
+    activity.notify_all();
+  }
+
+  /// Takes one message from `source`.
+  void take(int source, int tag, std::string message) {
+    byte_reader in{std::string_view(message)};
+    if (tag == tag_task) {
       queued_task t = get_task(in);
+      t.placed = true;
       std::lock_guard guard(lock);
       queue.push_back(std::move(t));
+      queued.store(queue.size());
       activity.notify_all();
-      return std::string();
+    } else if (tag == tag_steal) {
+      answer_steal(source, in.number());
+    } else if (tag == tag_stolen) {
+      take_stolen(in);
+    } else if (tag == tag_results) {
+      std::vector<outcome> outcomes(in.number());
+      for (outcome& o : outcomes) {
+        o.id = in.number();
+        o.status = static_cast<task_status>(in.number());
+        o.where = static_cast<int>(in.number());
+        o.bytes = in.bytes();
+      }
+      settle(outcomes);
+    } else if (tag == tag_left) {
+      record_left(static_cast<int>(in.number()));
+      std::lock_guard guard(lock);
+      activity.notify_all();
+    } else {
+      throw error("mpiproc: task_pool: a message of an unknown kind (a bug)");
     }
-    throw error("mpiproc: task_pool: an unknown request (a bug)");
+  }
+
+  /// Takes every message of `tag` (any) that has come: true if any had.
+  bool receive(int tag = MPI_ANY_TAG) {
+    bool any = false;
+    for (;;) {
+      int found = 0;
+      MPI_Message message = MPI_MESSAGE_NULL;
+      MPI_Status status;
+      MPIPROC_CHECK(MPI_Improbe(MPI_ANY_SOURCE, tag, comm, &found, &message, &status));
+      if (!found) break;
+      int count = 0;
+      MPIPROC_CHECK(MPI_Get_count(&status, MPI_BYTE, &count));
+      std::string bytes(static_cast<std::size_t>(count), '\0');
+      MPIPROC_CHECK(MPI_Mrecv(bytes.data(), count, MPI_BYTE, &message, MPI_STATUS_IGNORE));
+      take(status.MPI_SOURCE, status.MPI_TAG, std::move(bytes));
+      any = true;
+    }
+    return any;
+  }
+
+  /// The service thread's share of the messages (see main_thread_is). While the rank computes,
+  /// results and placed tasks wait for it (its next wait in the pool, or future::ready): taking
+  /// them here would cost the computing rank a core's share per task.
+  bool poll_for_main() {
+    switch (main.load(std::memory_order_relaxed)) {
+      case looking: return false;
+      case napping: return receive();
+      default: return receive(tag_steal) | receive(tag_stolen) | receive(tag_left);
+    }
   }
 
   /// Sends the results held for `to`.
@@ -185,20 +343,20 @@ struct pool_core::shared {
     std::string message;
     {
       std::lock_guard guard(lock);
-      auto found = outgoing.find(to);
-      if (found == outgoing.end()) return;
-      message = byte_writer().number(op_results).number(found->second.first).take() + found->second.second.take();
-      outgoing.erase(found);
+      auto& [count, batch] = outgoing[static_cast<std::size_t>(to)];
+      if (count == 0) return;
+      message = batch.take();
+      const std::uint64_t n = count;
+      std::memcpy(message.data(), &n, sizeof n);  // over the count's place
+      held.fetch_sub(count);
+      count = 0;
+      batch = byte_writer();
     }
-    endpoint->post_call(to, message);
+    send(to, tag_results, std::move(message));
   }
   void flush_all() {
-    std::vector<int> to;
-    {
-      std::lock_guard guard(lock);
-      for (const auto& [rank, batch] : outgoing) to.push_back(rank);
-    }
-    for (const int r : to) flush(r);
+    if (held.load() == 0) return;
+    for (int r = 0; r < size; ++r) flush(r);
   }
 
   /// Runs `t` here and sends its outcome to its submitter.
@@ -230,8 +388,10 @@ struct pool_core::shared {
     bool full = false;
     {
       std::lock_guard guard(lock);
-      auto& [count, batch] = outgoing[t.submitter];
+      auto& [count, batch] = outgoing[static_cast<std::size_t>(t.submitter)];
+      if (count == 0) batch.number(0);  // the count's place (flush)
       batch.number(t.id).number(static_cast<std::uint64_t>(status)).number(static_cast<std::uint64_t>(rank)).bytes(bytes);
+      held.fetch_add(1);
       full = ++count >= results_batch;
     }
     if (full) flush(t.submitter);
@@ -239,39 +399,32 @@ struct pool_core::shared {
 
   /// Runs the newest task of this rank's queue: false if it is empty.
   bool run_local() {
+    if (queued.load() == 0) return false;
     queued_task t;
     {
       std::lock_guard guard(lock);
       if (queue.empty()) return false;
       t = std::move(queue.back());
       queue.pop_back();
+      queued.store(queue.size());
     }
     run(t);
     return true;
   }
 
-  /// Asks each other rank in turn for tasks until one gives some: false if none did.
-  bool steal(int size) {
-    for (int tries = 1; tries < size; ++tries) {
-      victim = (victim + 1) % size;
-      if (victim == rank) victim = (victim + 1) % size;
-      const std::optional<std::string> answer =
-          endpoint->call(victim, byte_writer().number(op_steal).number(runners.size()).take());
-      byte_reader in(*answer);
-      const std::uint64_t got = in.number();
-      if (got == pool_left) {
-        const auto gone = static_cast<int>(in.number());
-        int expected = -1;
-        left.compare_exchange_strong(expected, gone);
-        throw peer_failed(left.load());
-      }
-      if (got == 0) continue;
+  /// Asks the next rank for tasks, unless a request is out already, or every rank had nothing a
+  /// moment ago; its answer comes as a message (take_stolen).
+  void ask_to_steal(clock::time_point now) {
+    if (size < 2) return;
+    int from = 0;
+    {
       std::lock_guard guard(lock);
-      // The oldest runs first here (run_local takes the back); the newest are the first given away.
-      for (std::uint64_t k = 0; k < got; ++k) queue.push_front(get_task(in));
-      return true;
+      if (asking || steals_stopped || now < steal_after) return;
+      asking = true;
+      from = victim;
     }
-    return false;
+    asked.fetch_add(1);
+    send(from, tag_steal, byte_writer().number(runners.size()).take());
   }
 };
 
@@ -281,15 +434,21 @@ pool_core::pool_core(const communicator& comm) : shared_(std::make_shared<shared
   if (level < MPI_THREAD_MULTIPLE)
     throw usage_error("mpiproc: a task_pool needs MPI_THREAD_MULTIPLE (mpiproc::environment asks for it)");
   shared_->rank = rank_;
-  shared_->victim = rank_;
-  MPIPROC_CHECK(MPI_Comm_dup(comm.native(), &shared_->waves));
+  shared_->size = size_;
+  shared_->victim = (rank_ + 1) % size_;
+  shared_->outgoing.resize(static_cast<std::size_t>(size_));
+  MPIPROC_CHECK(MPI_Comm_dup(comm.native(), &shared_->comm));
   std::weak_ptr<shared> weak = shared_;
-  shared_->endpoint = std::make_unique<service_endpoint>(
-      comm, 0, nullptr, [weak, me = rank_](int source, const std::string& request) -> std::optional<std::string> {
-        const auto s = weak.lock();
-        if (!s) return left_answer(me);  // answers a steal; a posted request's answer is dropped
-        return s->serve(source, request);
-      });
+  // The endpoint's barrier: every rank's communicator is there before any message is sent.
+  shared_->endpoint = std::make_unique<service_endpoint>(comm, 0, nullptr, nullptr, [weak]() noexcept {
+    const auto s = weak.lock();
+    if (!s) return false;
+    try {
+      return s->poll_for_main();
+    } catch (...) {  // nobody to tell on the service thread: the main thread meets the same failure
+      return false;
+    }
+  });
 }
 
 pool_core::~pool_core() { abandon(); }
@@ -304,7 +463,7 @@ void pool_core::abandon() noexcept {
   const int gone = s.left.load() >= 0 ? s.left.load() : rank_;
   try {
     for (int r = 0; r < size_; ++r)
-      if (r != rank_) s.endpoint->post_call(r, byte_writer().number(op_left).number(static_cast<std::uint64_t>(gone)).take());
+      if (r != rank_) s.send(r, tag_left, byte_writer().number(static_cast<std::uint64_t>(gone)).take());
   } catch (...) {
   }
   s.endpoint->abandon();
@@ -329,7 +488,7 @@ std::shared_ptr<task_state> pool_core::submit(std::uint32_t function, std::uint6
   if (time_limit < 0) throw usage_error("mpiproc: task_pool::submit: a negative time limit");
   auto state = std::make_shared<task_state>();
   state->id = s.next_id++;
-  queued_task t{state->id, rank_, function, signature, std::nullopt, time_limit, std::move(args)};
+  queued_task t{state->id, rank_, function, signature, std::nullopt, time_limit, std::move(args), where != -1};
   if (time_limit > 0) {
     t.limit = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(time_limit));
     state->limit = t.limit;
@@ -340,17 +499,26 @@ std::shared_ptr<task_state> pool_core::submit(std::uint32_t function, std::uint6
   std::string message;
   if (!here) {
     byte_writer out;
-    out.number(op_queue);
     put_task(out, t);
     message = out.take();
   }
   {
-    std::lock_guard guard(s.lock);
+    std::lock_guard guard(s.pending_lock);
     s.pending.emplace(state->id, state);
-    if (here) s.queue.push_back(std::move(t));
   }
-  if (!here) s.endpoint->post_call(where, message);
+  if (here) {
+    std::lock_guard guard(s.lock);
+    s.queue.push_back(std::move(t));
+    s.queued.store(s.queue.size());
+  }
+  if (!here) s.send(where, tag_task, std::move(message));
   return state;
+}
+
+bool pool_core::ready(task_state& state) {
+  if (settled(state)) return true;
+  if (!shared_->closed) shared_->receive();  // outcomes wait for this rank to look (poll_for_main)
+  return settled(state);
 }
 
 bool pool_core::settled(task_state& state) {
@@ -373,6 +541,7 @@ bool pool_core::cancel(task_state& state) {
                                     [&](const queued_task& t) { return t.id == state.id && t.submitter == rank_; });
     if (found == s.queue.rend()) return false;
     s.queue.erase(std::next(found).base());
+    s.queued.store(s.queue.size());
   }
   s.settle(state.id, task_status::cancelled, rank_, "mpiproc: the task was cancelled");
   return true;
@@ -381,28 +550,65 @@ bool pool_core::cancel(task_state& state) {
 bool pool_core::work_until(const std::function<bool()>& done, const deadline& until) {
   shared& s = *shared_;
   if (s.closed) return done();
-  auto pause = std::chrono::microseconds(20);
+  struct in_pool {  // the service thread leaves the messages to this thread meanwhile
+    std::atomic<int>& main;
+    explicit in_pool(std::atomic<int>& m) : main(m) { main.store(shared::looking); }
+    ~in_pool() { main.store(shared::computing); }
+  } looks(s.main);
+  int runs = 0;
+  // With nothing to do, a rank spins a while (an answer often comes that soon), reading the clock
+  // only every few rounds (a read costs as much as a look for messages here), then yields, then
+  // sleeps until the service thread takes a message for it, or for a nap that grows (ranks may
+  // outnumber cores: an idle one leaves its core to them).
+  std::uint64_t idle_rounds = 0;
+  bool spinning = true;
+  clock::time_point idle_since{};
+  clock::duration nap = idle_nap_first;
   for (;;) {
     if (!done() && s.run_local()) {
-      pause = std::chrono::microseconds(20);
+      // Between its own tasks, a rank looks for messages (steals to answer, results) every few.
+      if (++runs == runs_between_looks) {
+        runs = 0;
+        s.receive();
+      }
+      idle_rounds = 0;
+      spinning = true;
       continue;
     }
+    runs = 0;
     // Results held for other ranks go before this rank returns to its own code, which may wait
     // on those ranks.
     s.flush_all();
     if (done()) return true;
     if (const int gone = s.left.load(); gone >= 0) throw peer_failed(gone);
-    if (until && clock::now() >= *until) return false;
-    if (size_ > 1 && s.steal(size_)) {
-      pause = std::chrono::microseconds(20);
+    if (s.receive()) {
+      idle_rounds = 0;
+      spinning = true;
       continue;
     }
-    // Nothing to run anywhere: wait for a result or a task to arrive, a little longer each time.
+    if (spinning && idle_rounds++ % idle_clock_rounds != 0) {
+      cpu_relax();
+      continue;
+    }
+    const auto now = clock::now();
+    if (idle_rounds == 1) {
+      idle_since = now;
+      nap = idle_nap_first;
+    }
+    if (until && now >= *until) return false;
+    s.ask_to_steal(now);
+    spinning = now - idle_since < idle_spin;
+    if (spinning) continue;
+    if (now - idle_since < idle_yield) {
+      std::this_thread::yield();
+      continue;
+    }
     std::unique_lock guard(s.lock);
-    auto wake = clock::now() + pause;
-    if (until) wake = std::min(wake, *until);
+    const auto wake = until ? std::min(now + nap, *until) : now + nap;
+    s.main.store(shared::napping);
     if (s.queue.empty()) s.activity.wait_until(guard, wake);
-    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(2));
+    s.main.store(shared::looking);
+    nap = std::min<clock::duration>(2 * nap, idle_nap_last);
   }
 }
 
@@ -411,11 +617,13 @@ void pool_core::close() {
   if (s.closed) return;
   if (s.closing) throw usage_error("mpiproc: task_pool::close from a task of the pool");
   s.closing = true;
-  // Waves of sums of every rank's counts: the pool is done when a wave finds as many outcomes
-  // known as tasks submitted, and the next wave finds the same sums (no rank submitted or settled
-  // anything in between, so none runs a task that could submit more).
-  std::uint64_t last[2] = {~std::uint64_t{0}, 0};
+  // Waves of sums of every rank's counts: the pool is done when a wave finds every task settled
+  // and every steal request answered, and the next wave finds the same sums (no rank submitted,
+  // settled or asked anything in between, so none runs a task that could submit more). A rank
+  // sends no steal request after a wave found everything settled, so none is in flight at the end.
+  std::uint64_t last[4] = {~std::uint64_t{0}, 0, 0, 0};
   bool finished = false;  // once true, stays so: work_until may ask again
+  unsigned looks = 0;
   work_until(
       [&] {
         if (finished) return true;
@@ -423,19 +631,34 @@ void pool_core::close() {
           s.flush_all();
           s.mine[0] = s.created.load();
           s.mine[1] = s.settled.load();
-          MPIPROC_CHECK(MPI_Iallreduce(s.mine, s.sums, 2, MPI_UINT64_T, MPI_SUM, s.waves, &s.wave));
+          s.mine[2] = s.asked.load();
+          s.mine[3] = s.answered.load();
+          MPIPROC_CHECK(MPI_Iallreduce(s.mine, s.sums, 4, MPI_UINT64_T, MPI_SUM, s.comm, &s.wave));
         }
-        int complete = 0;
-        MPIPROC_CHECK(MPI_Test(&s.wave, &complete, MPI_STATUS_IGNORE));
-        if (!complete) return false;
-        if (s.sums[0] == s.sums[1] && s.sums[0] == last[0] && s.sums[1] == last[1]) return finished = true;
-        last[0] = s.sums[0];
-        last[1] = s.sums[1];
+        // Testing the wave at every look would cost each look an MPI call: the rank's other
+        // MPI calls move the wave on meanwhile.
+        if (++looks % wave_looks != 0 || !completed(s.wave)) return false;
+        const bool balanced = s.sums[0] == s.sums[1] && s.sums[2] == s.sums[3];
+        {
+          std::lock_guard guard(s.lock);
+          s.steals_stopped = balanced;
+        }
+        if (balanced && std::equal(s.sums, s.sums + 4, last)) return finished = true;
+        std::copy(s.sums, s.sums + 4, last);
         return false;  // the next call starts the next wave
       },
       std::nullopt);
+  // The service thread stops looking at the pool's messages; every message sent was taken (each
+  // was counted where it arrived), so every send has completed or is about to.
   s.endpoint->release();
-  MPIPROC_CHECK(MPI_Comm_free(&s.waves));
+  {
+    std::lock_guard guard(s.sending);
+    poll_until([&] {
+      s.reap();
+      return s.sends.empty();
+    }, std::nullopt);
+  }
+  MPIPROC_CHECK(MPI_Comm_free(&s.comm));
   s.closed = true;
 }
 

@@ -127,18 +127,20 @@ struct service_endpoint::state : registered {
   }
 };
 
-service_endpoint::service_endpoint(const communicator& owner, std::size_t bytes, const void* initial, handler answer)
+service_endpoint::service_endpoint(const communicator& owner, std::size_t bytes, const void* initial, handler answer,
+                                   poll_hook poll)
     : state_(std::make_shared<state>()) {
   enter_construction(owner.native(), "a lock, queue, dict or other shared object");
-  open(owner, bytes, initial, std::move(answer));
+  open(owner, bytes, initial, std::move(answer), std::move(poll));
 }
 
 service_endpoint::service_endpoint(const communicator& owner, within_call, handler answer)
     : state_(std::make_shared<state>()) {
-  open(owner, 0, nullptr, std::move(answer));
+  open(owner, 0, nullptr, std::move(answer), {});
 }
 
-void service_endpoint::open(const communicator& owner, std::size_t bytes, const void* initial, handler answer) {
+void service_endpoint::open(const communicator& owner, std::size_t bytes, const void* initial, handler answer,
+                            poll_hook poll) {
   int level = MPI_THREAD_SINGLE;
   MPIPROC_CHECK(MPI_Query_thread(&level));
   if (level < MPI_THREAD_MULTIPLE)
@@ -154,8 +156,8 @@ void service_endpoint::open(const communicator& owner, std::size_t bytes, const 
   s.size = owner.size();
   const auto parts = static_cast<std::size_t>(s.size);
   s.posted_to.assign(parts, 0);
-  // Each rank's {bytes, whether it answers calls}.
-  const std::uint64_t mine[2] = {bytes, answer ? 1u : 0u};
+  // Each rank's {bytes, whether its service has anything else to do: calls or a poll}.
+  const std::uint64_t mine[2] = {bytes, answer || poll ? 1u : 0u};
   std::vector<std::uint64_t> all(2 * parts);
   MPIPROC_CHECK(MPI_Allgather(mine, 2, MPI_UINT64_T, all.data(), 2, MPI_UINT64_T, s.comm));
   for (std::size_t r = 0; r < parts; ++r) {
@@ -166,7 +168,7 @@ void service_endpoint::open(const communicator& owner, std::size_t bytes, const 
   if (s.serves[static_cast<std::size_t>(s.rank)]) {
     s.memory.reset(new std::byte[std::max<std::size_t>(bytes, 1)]());
     if (initial) std::memcpy(s.memory.get(), initial, bytes);
-    s.stopped = serve(s.comm, s.tags, s.memory.get(), std::move(answer));
+    s.stopped = serve(s.comm, s.tags, s.memory.get(), std::move(answer), std::move(poll));
   }
   // Nobody may send a request before its service is listening.
   MPIPROC_CHECK(MPI_Barrier(s.comm));

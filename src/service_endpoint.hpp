@@ -29,8 +29,10 @@ class service_endpoint {
   using handler = call_handler;
 
   /// Collective over `comm`: this rank serves `bytes` bytes of memory (a copy of `initial`, or
-  /// zeroed) and, with a handler (on every rank), calls.
-  service_endpoint(const communicator& comm, std::size_t bytes, const void* initial, handler answer);
+  /// zeroed) and, with a handler (on every rank), calls; its service calls `poll` (if any) each
+  /// round until release() or abandon().
+  service_endpoint(const communicator& comm, std::size_t bytes, const void* initial, handler answer,
+                   poll_hook poll = {});
   /// Collective over `comm`, inside a collective call on it whose ranks already agreed to make
   /// one here (a call's own endpoint, as item_server's): no memory, calls to `answer`.
   struct within_call {};
@@ -77,7 +79,7 @@ class service_endpoint {
   struct state;
 
  private:
-  void open(const communicator& comm, std::size_t bytes, const void* initial, handler answer);
+  void open(const communicator& comm, std::size_t bytes, const void* initial, handler answer, poll_hook poll);
 
   std::shared_ptr<state> state_;  // also held by the registry's release at MPI_Finalize
 };

@@ -30,8 +30,9 @@ class service {
 
   /// Starts serving `memory` and `handler` to the ranks of `comm`; the future is ready once a stop
   /// request (sent by this process to itself) has been handled.
-  std::future<void> add(MPI_Comm comm, int tags, std::byte* memory, call_handler handler) {
+  std::future<void> add(MPI_Comm comm, int tags, std::byte* memory, call_handler handler, poll_hook poll) {
     auto e = std::make_unique<entry>();
+    e->poll = std::move(poll);
     e->comm = comm;
     e->tags = tags;
     e->memory = memory;
@@ -65,6 +66,7 @@ class service {
     int tags = 0;  // the first of the endpoint's tags on `comm`
     std::byte* memory = nullptr;
     call_handler handler;  // answers op_call
+    poll_hook poll;        // called each round, if any
     request incoming;
     MPI_Request pending = MPI_REQUEST_NULL;
     std::list<waiter> waits;     // in arrival order
@@ -268,6 +270,7 @@ class service {
         entry& e = **it;
         int done = 0;
         MPI_Status status;
+        if (e.poll && e.poll()) served = true;
         if (e.pending == MPI_REQUEST_NULL) post(e);  // the last post failed: try again
         if (e.pending == MPI_REQUEST_NULL) {
           ++it;
@@ -302,8 +305,8 @@ class service {
 
 }  // namespace
 
-std::future<void> serve(MPI_Comm comm, int tags, std::byte* memory, call_handler handler) {
-  return service::instance().add(comm, tags, memory, std::move(handler));
+std::future<void> serve(MPI_Comm comm, int tags, std::byte* memory, call_handler handler, poll_hook poll) {
+  return service::instance().add(comm, tags, memory, std::move(handler), std::move(poll));
 }
 
 }  // namespace mpiproc::detail

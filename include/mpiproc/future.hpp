@@ -49,7 +49,7 @@ class future {
   bool valid() const noexcept { return state_ != nullptr; }
   /// Whether the task's outcome is known (Python's done()): a result, an error, cancelled, or
   /// past its time limit. Never waits.
-  bool ready() const { return detail::pool_core::settled(checked()); }
+  bool ready() const { return pool_->ready(checked()); }
   /// Whether the task was cancelled.
   bool cancelled() const { return checked().status.load() == detail::task_status::cancelled; }
   /// Waits until ready(), working meanwhile.
@@ -129,7 +129,7 @@ std::size_t wait_among(const std::vector<future<R>>& futures, const std::vector<
   if (among.empty()) throw usage_error("mpiproc: wait_any of no futures");
   const auto first_ready = [&] {
     for (std::size_t k = 0; k < among.size(); ++k)
-      if (futures[among[k]].ready()) return k;
+      if (detail::pool_core::settled(futures[among[k]].checked())) return k;
     return among.size();
   };
   if (const std::size_t k = first_ready(); k < among.size()) return k;

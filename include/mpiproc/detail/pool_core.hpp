@@ -61,6 +61,8 @@ class pool_core {
   bool work_until(const std::function<bool()>& done, const deadline& until);
   /// Whether `state` is settled, settling it as timed out where its limit passed.
   static bool settled(task_state& state);
+  /// As settled(), after taking the outcomes that came for this rank.
+  bool ready(task_state& state);
   /// Removes `state`'s task if it has not left this rank's queue: true if it did (it is then
   /// cancelled), false if it runs or ran.
   bool cancel(task_state& state);
