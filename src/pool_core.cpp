@@ -15,22 +15,34 @@
 #include <exception>
 #include <limits>
 #include <thread>
-#include <unordered_map>
 
 namespace mpiproc::detail {
 
 namespace {
-// The pool's messages between ranks travel on its own communicator. Whichever thread of the
-// receiving rank looks first takes each: its main thread while it waits in the pool, else its
-// service thread (the endpoint's poll), so that a task or a result goes straight from one rank's
-// main thread to the other's when both wait, and still lands while the receiver computes.
-enum : int {
-  tag_task,     // a task placed on the receiver, to run there
-  tag_steal,    // a thief asks for tasks: how many kinds of task it has defined
-  tag_stolen,   // the answer: a count, then the tasks oldest first (or pool_left, then a rank)
-  tag_results,  // outcomes of tasks the receiver submitted: a count, then each
-  tag_left,     // the sender left the pool without close(): the rank whose leaving ended its part
+// The pool's messages between ranks travel on its own communicator, each starting with its
+// kind. The main thread takes them while it waits in the pool, so that a task or a result goes
+// straight from one rank's main thread to the other's; the service thread (the endpoint's poll)
+// takes steals while the rank computes (see main_thread_is).
+enum : std::uint64_t {
+  kind_task,     // a task placed on the receiver, to run there
+  kind_steal,    // a thief asks for tasks: how many kinds of task it has defined
+  kind_stolen,   // the answer: a count, then the tasks oldest first (or pool_left, then a rank)
+  kind_results,  // outcomes of tasks the receiver submitted: a count, then each
+  kind_left,     // the sender left the pool without close(): the rank whose leaving ended its part
+  kind_closing,  // the sender is in close()
+  kind_long,     // a message longer than short_message follows on its channel's long tag: its size
 };
+// Two channels, each with a receive posted ahead of its next message (cheaper than a probe): work
+// (tasks placed, results), which waits for the main thread, and stealing (the rest).
+enum channel : int { work, stealing, channels };
+constexpr int short_tag(int c) { return c; }
+constexpr int long_tag(int c) { return channels + c; }
+// What each thread of a rank writes often sits in a cache line of its own, so that another
+// thread's reads do not slow its writes.
+constexpr std::size_t line = 64;
+int channel_of(std::uint64_t kind) { return kind == kind_task || kind == kind_results ? work : stealing; }
+// The size of a posted receive: a longer message comes in two, its announcement then itself.
+constexpr std::size_t short_message = 64 * 1024;
 // A thief takes up to half the victim's queue, at most this many, oldest first.
 constexpr std::size_t steal_most = 1024;
 // A rank running other ranks' tasks sends their results back in batches of this many, or
@@ -89,12 +101,12 @@ queued_task get_task(byte_reader& in) {
   return t;
 }
 
-/// A task's outcome, on its way to its submitter.
+/// A task's outcome, as a message brings it to its submitter.
 struct outcome {
   std::uint64_t id = 0;
   task_status status = task_status::done;
-  int where = 0;  // the rank it ran on
-  std::string bytes;
+  int where = 0;           // the rank it ran on
+  std::string_view bytes;  // in the message
 };
 
 std::string seconds_text(double s) {
@@ -111,11 +123,27 @@ std::string past_limit(double seconds) {
 }  // namespace
 
 struct pool_core::shared {
-  std::mutex lock;  // queue, outgoing and the steal's state
-  std::condition_variable activity;  // a task, a result or an answer arrived
+  alignas(line) std::mutex lock;  // queue, outgoing and the steal's state
+  std::condition_variable activity;  // a task, a result or an answer arrived (see arrived())
+  std::atomic<std::uint64_t> arrivals{0};
   std::deque<queued_task> queue;     // oldest first
-  std::mutex pending_lock;  // pending: apart, since the service thread settles while the rank submits
-  std::unordered_map<std::uint64_t, std::shared_ptr<task_state>> pending;  // submitted here, unsettled
+  // The tasks submitted here, unsettled: pending[id - pending_first] (null once settled), ids
+  // being given in order; settled ones leave from the front. Under a lock of its own, since the
+  // service thread may settle while the rank submits.
+  alignas(line) std::mutex pending_lock;
+  std::deque<std::shared_ptr<task_state>> pending;
+  std::uint64_t pending_first = 0;
+
+  /// Takes task `id`'s state out of `pending` (pending_lock held): null if it is not there.
+  std::shared_ptr<task_state> unpend(std::uint64_t id) {
+    if (id < pending_first || id - pending_first >= pending.size()) return nullptr;
+    std::shared_ptr<task_state> state = std::move(pending[id - pending_first]);
+    while (!pending.empty() && !pending.front()) {
+      pending.pop_front();
+      ++pending_first;
+    }
+    return state;
+  }
   std::vector<std::pair<std::size_t, byte_writer>> outgoing;  // results to send, per submitter: count, bytes
   // Read without the lock, so that an idle rank's look costs no lock: the queue's length, and the
   // results held in `outgoing`.
@@ -136,9 +164,13 @@ struct pool_core::shared {
   // Sends in flight, with the bytes MPI reads (each string stays where it is until its send
   // completes). Completed ones are let go of a batch at a time: each MPI call costs a
   // round trip's fraction, so none is spent on them at every send.
-  std::mutex sending;
+  alignas(line) std::mutex sending;
   std::deque<std::pair<MPI_Request, std::string>> sends;  // oldest first; a deque moves none
   MPI_Comm comm = MPI_COMM_NULL;  // the pool's own: its messages, and close()'s waves
+  // Each channel's receive posted ahead, and its buffer; one thread at a time tests them.
+  alignas(line) std::mutex receiving;
+  MPI_Request posted[channels] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  std::vector<char> inbox[channels];
   std::unique_ptr<service_endpoint> endpoint;  // its service thread polls `comm` for this rank
   bool closed = false;
   bool closing = false;  // in close()
@@ -150,7 +182,8 @@ struct pool_core::shared {
     looking,    // waiting in the pool, awake: it takes every message itself
     napping,    // waiting in the pool, asleep: the service thread takes every message and wakes it
   };
-  std::atomic<int> main{computing};
+  alignas(line) std::atomic<int> main{computing};
+  std::atomic<int> closers{0};  // other ranks in close()
   // close()'s wave in flight: kept here, since MPI writes `sums` until it completes.
   MPI_Request wave = MPI_REQUEST_NULL;
   std::uint64_t mine[4] = {}, sums[4] = {};
@@ -166,14 +199,22 @@ struct pool_core::shared {
     for (auto& send : sends) kept->push_back(std::move(send));
   }
 
-  /// Sends `bytes` to `to` without waiting.
-  void send(int to, int tag, std::string bytes) {
-    if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+  /// Sends `message` (its kind first) to `to` without waiting.
+  void send(int to, std::string message) {
+    if (message.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
       throw usage_error("mpiproc: task_pool: a task's arguments or results of more than 2 GiB in one message");
+    std::uint64_t kind = 0;
+    std::memcpy(&kind, message.data(), sizeof kind);
+    const int c = channel_of(kind);
     std::lock_guard guard(sending);
     if (sends.size() >= sends_kept) reap();
-    auto& [request, buffer] = sends.emplace_back(MPI_REQUEST_NULL, std::move(bytes));
-    MPIPROC_CHECK(MPI_Isend(buffer.data(), static_cast<int>(buffer.size()), MPI_BYTE, to, tag, comm, &request));
+    if (message.size() > short_message) {
+      auto& [request, bytes] = sends.emplace_back(MPI_REQUEST_NULL, byte_writer().number(kind_long).number(message.size()).take());
+      MPIPROC_CHECK(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, short_tag(c), comm, &request));
+    }
+    const int tag = message.size() > short_message ? long_tag(c) : short_tag(c);
+    auto& [request, bytes] = sends.emplace_back(MPI_REQUEST_NULL, std::move(message));
+    MPIPROC_CHECK(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, comm, &request));
   }
   /// Lets go of the oldest sends, up to the first that has not completed (`sending` held).
   void reap() {
@@ -185,46 +226,76 @@ struct pool_core::shared {
     left.compare_exchange_strong(expected, gone);
   }
 
-  /// Records outcomes of tasks submitted here; wakes the main thread.
-  void settle(std::vector<outcome>& outcomes) {
-    std::vector<std::shared_ptr<task_state>> states(outcomes.size());
-    {
-      std::lock_guard guard(pending_lock);
-      for (std::size_t k = 0; k < outcomes.size(); ++k)
-        if (const auto found = pending.find(outcomes[k].id); found != pending.end()) {
-          states[k] = std::move(found->second);
-          pending.erase(found);
-        }
-    }
-    for (std::size_t k = 0; k < outcomes.size(); ++k) {
-      task_state* state = states[k].get();
-      if (!state) continue;
-      outcome& o = outcomes[k];
-      std::lock_guard guard(state->lock);
-      if (state->status.load() != task_status::pending) continue;
-      state->rank = o.where;
-      state->bytes = std::move(o.bytes);
-      if (state->limit && clock::now() >= *state->limit && o.status != task_status::cancelled) {
-        // Too late, even where nobody looked at the future in time.
-        state->bytes = past_limit(state->limit_seconds);
-        o.status = task_status::timed_out;
-      }
-      state->status.store(o.status);
-    }
-    settled.fetch_add(outcomes.size());
+  /// Counts something that arrived (a task, an outcome, an answer) and wakes the main thread if
+  /// it naps: it looks at `arrivals` before it naps, under `lock`.
+  void arrived() {
+    arrivals.fetch_add(1);
+    if (main.load() != napping) return;
     std::lock_guard guard(lock);
     activity.notify_all();
   }
-  void settle(std::uint64_t id, task_status status, int where, std::string bytes) {
-    std::vector<outcome> one{{id, status, where, std::move(bytes)}};
-    settle(one);
+
+  /// Records the outcome of a task submitted here whose state left `pending`.
+  void fill(task_state& state, task_status status, int where, std::string_view bytes) {
+    std::lock_guard guard(state.lock);
+    if (state.status.load() != task_status::pending) return;
+    state.rank = where;
+    if (state.limit && clock::now() >= *state.limit && status != task_status::cancelled) {
+      // Too late, even where nobody looked at the future in time.
+      state.bytes = past_limit(state.limit_seconds);
+      status = task_status::timed_out;
+    } else {
+      state.bytes = bytes;
+    }
+    state.status.store(status);
+  }
+
+  /// Records an outcome of a task submitted here.
+  void settle(std::uint64_t id, task_status status, int where, std::string_view bytes) {
+    std::shared_ptr<task_state> state;
+    {
+      std::lock_guard guard(pending_lock);
+      state = unpend(id);
+    }
+    if (state) fill(*state, status, where, bytes);
+    settled.fetch_add(1);
+    arrived();
+  }
+
+  /// Records the outcomes a message brings (`in` after its count), their states taken out of
+  /// `pending` under one lock.
+  void settle(byte_reader& in, std::uint64_t count) {
+    if (count == 1) {
+      const std::uint64_t id = in.number();
+      const auto status = static_cast<task_status>(in.number());
+      const auto where = static_cast<int>(in.number());
+      settle(id, status, where, in.bytes_view());
+      return;
+    }
+    std::vector<outcome> outcomes(count);
+    for (outcome& o : outcomes) {
+      o.id = in.number();
+      o.status = static_cast<task_status>(in.number());
+      o.where = static_cast<int>(in.number());
+      o.bytes = in.bytes_view();
+    }
+    std::vector<std::shared_ptr<task_state>> states(outcomes.size());
+    {
+      std::lock_guard guard(pending_lock);
+      for (std::size_t k = 0; k < outcomes.size(); ++k) states[k] = unpend(outcomes[k].id);
+    }
+    for (std::size_t k = 0; k < outcomes.size(); ++k)
+      if (states[k]) fill(*states[k], outcomes[k].status, outcomes[k].where, outcomes[k].bytes);
+    settled.fetch_add(outcomes.size());
+    arrived();
   }
 
   /// Answers a thief: up to half this rank's queue (at most steal_most), oldest first, of the
   /// tasks it has defined already (ranks define the same tasks, not at once) and no placed one.
   void answer_steal(int thief, std::uint64_t defined) {
     if (abandoned.load()) {
-      send(thief, tag_stolen, byte_writer().number(pool_left).number(static_cast<std::uint64_t>(left.load() >= 0 ? left.load() : rank)).take());
+      const int gone = left.load() >= 0 ? left.load() : rank;
+      send(thief, byte_writer().number(kind_stolen).number(pool_left).number(static_cast<std::uint64_t>(gone)).take());
       return;
     }
     // Moved out under the lock, encoded after it: the rank's own thread may be submitting.
@@ -241,15 +312,16 @@ struct pool_core::shared {
       queued.store(queue.size());
     }
     byte_writer out;
-    out.number(taken.size());
+    out.number(kind_stolen).number(taken.size());
     for (const queued_task& t : taken) put_task(out, t);
-    send(thief, tag_stolen, out.take());
+    send(thief, out.take());
   }
 
   /// Takes a steal's answer: its tasks into the queue; the next steal waits, if every rank had
   /// nothing.
   void take_stolen(byte_reader& in) {
     const std::uint64_t got = in.number();
+    {
     std::lock_guard guard(lock);
     if (got == pool_left) {
       record_left(static_cast<int>(in.number()));
@@ -272,59 +344,92 @@ struct pool_core::shared {
       steal_pause = std::clamp<clock::duration>(2 * steal_pause, steal_pause_first, steal_pause_last);
       steal_after = clock::now() + steal_pause;
     }
+    }
     answered.fetch_add(1);
-    activity.notify_all();
+    arrived();
   }
 
   /// Takes one message from `source`.
-  void take(int source, int tag, std::string message) {
-    byte_reader in{std::string_view(message)};
-    if (tag == tag_task) {
+  void take(int source, std::string_view message) {
+    byte_reader in{message};
+    const std::uint64_t kind = in.number();
+    if (kind == kind_task) {
       queued_task t = get_task(in);
       t.placed = true;
-      std::lock_guard guard(lock);
-      queue.push_back(std::move(t));
-      queued.store(queue.size());
-      activity.notify_all();
-    } else if (tag == tag_steal) {
-      answer_steal(source, in.number());
-    } else if (tag == tag_stolen) {
-      take_stolen(in);
-    } else if (tag == tag_results) {
-      std::vector<outcome> outcomes(in.number());
-      for (outcome& o : outcomes) {
-        o.id = in.number();
-        o.status = static_cast<task_status>(in.number());
-        o.where = static_cast<int>(in.number());
-        o.bytes = in.bytes();
+      {
+        std::lock_guard guard(lock);
+        queue.push_back(std::move(t));
+        queued.store(queue.size());
       }
-      settle(outcomes);
-    } else if (tag == tag_left) {
+      arrived();
+    } else if (kind == kind_steal) {
+      answer_steal(source, in.number());
+    } else if (kind == kind_stolen) {
+      take_stolen(in);
+    } else if (kind == kind_results) {
+      settle(in, in.number());
+    } else if (kind == kind_closing) {
+      closers.fetch_add(1);
+      arrived();
+    } else if (kind == kind_left) {
       record_left(static_cast<int>(in.number()));
-      std::lock_guard guard(lock);
-      activity.notify_all();
+      arrived();
     } else {
       throw error("mpiproc: task_pool: a message of an unknown kind (a bug)");
     }
   }
 
-  /// Takes every message of `tag` (any) that has come: true if any had.
-  bool receive(int tag = MPI_ANY_TAG) {
-    bool any = false;
-    for (;;) {
-      int found = 0;
-      MPI_Message message = MPI_MESSAGE_NULL;
-      MPI_Status status;
-      MPIPROC_CHECK(MPI_Improbe(MPI_ANY_SOURCE, tag, comm, &found, &message, &status));
-      if (!found) break;
-      int count = 0;
-      MPIPROC_CHECK(MPI_Get_count(&status, MPI_BYTE, &count));
-      std::string bytes(static_cast<std::size_t>(count), '\0');
-      MPIPROC_CHECK(MPI_Mrecv(bytes.data(), count, MPI_BYTE, &message, MPI_STATUS_IGNORE));
-      take(status.MPI_SOURCE, status.MPI_TAG, std::move(bytes));
-      any = true;
+  /// Posts channel c's receive for its next message.
+  void post(int c) {
+    MPIPROC_CHECK(MPI_Irecv(inbox[c].data(), static_cast<int>(short_message), MPI_BYTE, MPI_ANY_SOURCE, short_tag(c),
+                            comm, &posted[c]));
+  }
+
+  /// Takes a message that came on either channel (the main thread), or for the service thread
+  /// (which leaves them to the main thread if it tests them meanwhile): whether one had. One at
+  /// a time: the caller acts on it (runs the task, sees the result) before it looks again.
+  bool receive(bool service = false, bool work_too = true) {
+    std::unique_lock guard(receiving, std::defer_lock);
+    if (!service)
+      guard.lock();
+    else if (!guard.try_lock())
+      return false;
+    int c = stealing, found = 0;
+    MPI_Status status;
+    if (work_too)
+      MPIPROC_CHECK(MPI_Testany(channels, posted, &c, &found, &status));
+    else
+      MPIPROC_CHECK(MPI_Test(&posted[stealing], &found, &status));
+    if (!found || c == MPI_UNDEFINED) return false;
+    int count = 0;
+    MPIPROC_CHECK(MPI_Get_count(&status, MPI_BYTE, &count));
+    std::string longer;
+    std::string_view message(inbox[c].data(), static_cast<std::size_t>(count));
+    if (byte_reader in{message}; in.number() == kind_long) {
+      longer.resize(in.number());
+      MPIPROC_CHECK(MPI_Recv(longer.data(), static_cast<int>(longer.size()), MPI_BYTE, status.MPI_SOURCE, long_tag(c),
+                             comm, MPI_STATUS_IGNORE));
+      message = longer;
+      post(c);  // the buffer is free again
     }
-    return any;
+    try {
+      take(status.MPI_SOURCE, message);
+    } catch (...) {
+      if (longer.empty()) post(c);
+      throw;
+    }
+    if (longer.empty()) post(c);  // the buffer is free again
+    return true;
+  }
+
+  /// Ends both posted receives (close, abandon): nothing more comes.
+  void unpost() noexcept {
+    std::lock_guard guard(receiving);
+    for (MPI_Request& r : posted)
+      if (r != MPI_REQUEST_NULL) {
+        MPI_Cancel(&r);
+        MPI_Wait(&r, MPI_STATUS_IGNORE);
+      }
   }
 
   /// The service thread's share of the messages (see main_thread_is). While the rank computes,
@@ -333,31 +438,44 @@ struct pool_core::shared {
   bool poll_for_main() {
     switch (main.load(std::memory_order_relaxed)) {
       case looking: return false;
-      case napping: return receive();
-      default: return receive(tag_steal) | receive(tag_stolen) | receive(tag_left);
+      case napping: return receive(true, true);
+      default: return receive(true, false);
     }
   }
 
+  /// Takes the results held for `to` (`lock` held) as a message: empty if none.
+  std::string results_for(int to) {
+    auto& [count, batch] = outgoing[static_cast<std::size_t>(to)];
+    if (count == 0) return {};
+    std::string message = batch.take();
+    const std::uint64_t n = count;
+    std::memcpy(message.data() + sizeof n, &n, sizeof n);  // over the count's place
+    held.fetch_sub(count);
+    count = 0;
+    batch = byte_writer();
+    return message;
+  }
   /// Sends the results held for `to`.
   void flush(int to) {
     std::string message;
     {
       std::lock_guard guard(lock);
-      auto& [count, batch] = outgoing[static_cast<std::size_t>(to)];
-      if (count == 0) return;
-      message = batch.take();
-      const std::uint64_t n = count;
-      std::memcpy(message.data(), &n, sizeof n);  // over the count's place
-      held.fetch_sub(count);
-      count = 0;
-      batch = byte_writer();
+      message = results_for(to);
     }
-    send(to, tag_results, std::move(message));
+    if (!message.empty()) send(to, std::move(message));
   }
   void flush_all() {
     if (held.load() == 0) return;
-    for (int r = 0; r < size; ++r) flush(r);
+    std::vector<std::pair<int, std::string>>& messages = flushing;
+    {
+      std::lock_guard guard(lock);
+      for (int r = 0; r < size; ++r)
+        if (std::string m = results_for(r); !m.empty()) messages.emplace_back(r, std::move(m));
+    }
+    for (auto& [to, message] : messages) send(to, std::move(message));
+    messages.clear();
   }
+  std::vector<std::pair<int, std::string>> flushing;  // flush_all's, kept for its room (main thread)
 
   /// Runs `t` here and sends its outcome to its submitter.
   void run(queued_task& t) {
@@ -389,7 +507,10 @@ struct pool_core::shared {
     {
       std::lock_guard guard(lock);
       auto& [count, batch] = outgoing[static_cast<std::size_t>(t.submitter)];
-      if (count == 0) batch.number(0);  // the count's place (flush)
+      if (count == 0) {
+        batch = byte_writer(64 + bytes.size());
+        batch.number(kind_results).number(0);  // the count's place (results_for)
+      }
       batch.number(t.id).number(static_cast<std::uint64_t>(status)).number(static_cast<std::uint64_t>(rank)).bytes(bytes);
       held.fetch_add(1);
       full = ++count >= results_batch;
@@ -424,7 +545,7 @@ struct pool_core::shared {
       from = victim;
     }
     asked.fetch_add(1);
-    send(from, tag_steal, byte_writer().number(runners.size()).take());
+    send(from, byte_writer().number(kind_steal).number(runners.size()).take());
   }
 };
 
@@ -438,6 +559,10 @@ pool_core::pool_core(const communicator& comm) : shared_(std::make_shared<shared
   shared_->victim = (rank_ + 1) % size_;
   shared_->outgoing.resize(static_cast<std::size_t>(size_));
   MPIPROC_CHECK(MPI_Comm_dup(comm.native(), &shared_->comm));
+  for (int c = 0; c < channels; ++c) {
+    shared_->inbox[c].resize(short_message);
+    shared_->post(c);
+  }
   std::weak_ptr<shared> weak = shared_;
   // The endpoint's barrier: every rank's communicator is there before any message is sent.
   shared_->endpoint = std::make_unique<service_endpoint>(comm, 0, nullptr, nullptr, [weak]() noexcept {
@@ -463,10 +588,11 @@ void pool_core::abandon() noexcept {
   const int gone = s.left.load() >= 0 ? s.left.load() : rank_;
   try {
     for (int r = 0; r < size_; ++r)
-      if (r != rank_) s.send(r, tag_left, byte_writer().number(static_cast<std::uint64_t>(gone)).take());
+      if (r != rank_) s.send(r, byte_writer().number(kind_left).number(static_cast<std::uint64_t>(gone)).take());
   } catch (...) {
   }
   s.endpoint->abandon();
+  s.unpost();
 }
 
 bool pool_core::closed() const noexcept { return shared_->closed; }
@@ -498,26 +624,29 @@ std::shared_ptr<task_state> pool_core::submit(std::uint32_t function, std::uint6
   const bool here = where == -1 || where == rank_;
   std::string message;
   if (!here) {
-    byte_writer out;
+    byte_writer out(64 + t.args.size());
+    out.number(kind_task);
     put_task(out, t);
     message = out.take();
   }
   {
     std::lock_guard guard(s.pending_lock);
-    s.pending.emplace(state->id, state);
+    s.pending.push_back(state);  // at state->id - pending_first
   }
   if (here) {
     std::lock_guard guard(s.lock);
     s.queue.push_back(std::move(t));
     s.queued.store(s.queue.size());
   }
-  if (!here) s.send(where, tag_task, std::move(message));
+  if (!here) s.send(where, std::move(message));
   return state;
 }
 
 bool pool_core::ready(task_state& state) {
   if (settled(state)) return true;
-  if (!shared_->closed) shared_->receive();  // outcomes wait for this rank to look (poll_for_main)
+  // Outcomes wait for this rank to look (poll_for_main).
+  while (!shared_->closed && !settled(state) && shared_->receive()) {
+  }
   return settled(state);
 }
 
@@ -565,6 +694,7 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
   clock::time_point idle_since{};
   clock::duration nap = idle_nap_first;
   for (;;) {
+    const std::uint64_t seen = s.arrivals.load();
     if (!done() && s.run_local()) {
       // Between its own tasks, a rank looks for messages (steals to answer, results) every few.
       if (++runs == runs_between_looks) {
@@ -606,7 +736,7 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
     std::unique_lock guard(s.lock);
     const auto wake = until ? std::min(now + nap, *until) : now + nap;
     s.main.store(shared::napping);
-    if (s.queue.empty()) s.activity.wait_until(guard, wake);
+    if (s.queue.empty() && s.arrivals.load() == seen) s.activity.wait_until(guard, wake);
     s.main.store(shared::looking);
     nap = std::min<clock::duration>(2 * nap, idle_nap_last);
   }
@@ -621,12 +751,17 @@ void pool_core::close() {
   // and every steal request answered, and the next wave finds the same sums (no rank submitted,
   // settled or asked anything in between, so none runs a task that could submit more). A rank
   // sends no steal request after a wave found everything settled, so none is in flight at the end.
+  // The waves start once every rank is in close(): a collective in flight makes each MPI call
+  // of this rank progress it meanwhile, a cost while the others still submit.
+  for (int r = 0; r < size_; ++r)
+    if (r != rank_) s.send(r, byte_writer().number(kind_closing).take());
   std::uint64_t last[4] = {~std::uint64_t{0}, 0, 0, 0};
   bool finished = false;  // once true, stays so: work_until may ask again
   unsigned looks = 0;
   work_until(
       [&] {
         if (finished) return true;
+        if (s.closers.load() < size_ - 1) return false;
         if (s.wave == MPI_REQUEST_NULL) {
           s.flush_all();
           s.mine[0] = s.created.load();
@@ -651,6 +786,7 @@ void pool_core::close() {
   // The service thread stops looking at the pool's messages; every message sent was taken (each
   // was counted where it arrived), so every send has completed or is about to.
   s.endpoint->release();
+  s.unpost();
   {
     std::lock_guard guard(s.sending);
     poll_until([&] {

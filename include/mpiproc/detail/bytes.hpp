@@ -248,6 +248,9 @@ void append_field(std::string& out, const T& value) {
 /// containers are.
 class byte_writer {
  public:
+  byte_writer() = default;
+  /// Room for `capacity` bytes from the start (fewer copies as the message grows).
+  explicit byte_writer(std::size_t capacity) { out_.reserve(capacity); }
   template <class T>
   byte_writer& put(const T& value) {
     append_field(out_, value);
@@ -288,6 +291,8 @@ class byte_reader {
   }
   std::uint64_t number() { return get<std::uint64_t>(); }
   std::string bytes() { return std::string(take(number())); }
+  /// As bytes(), but a view into the message (valid while it is).
+  std::string_view bytes_view() { return take(number()); }
   /// Whether every byte has been read.
   bool done() const noexcept { return at_ == in_.size(); }
 
