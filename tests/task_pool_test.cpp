@@ -235,6 +235,55 @@ TEST(TaskPool, ABusyRanksTasksRunOnTheOtherRanks) {
   pool.close();
 }
 
+// task_options::rank: the task runs on that rank (while it waits, here in close()), whoever waits
+// for it meanwhile.
+TEST(TaskPool, APlacedTaskRunsOnItsRank) {
+  mpiproc::task_pool pool(world());
+  const auto where = pool.define([](int) { return world().rank(); });
+  std::vector<mpiproc::future<int>> futures;
+  for (int k = 0; k < 50; ++k)
+    for (int r = 0; r < world().size(); ++r) futures.push_back(pool.submit(mpiproc::task_options{.rank = r}, where, k));
+  for (std::size_t k = 0; k < futures.size(); ++k)
+    EXPECT_EQ(futures[k].get(), static_cast<int>(k % static_cast<std::size_t>(world().size())));
+  EXPECT_THROW(pool.submit(mpiproc::task_options{.rank = world().size()}, where, 0), mpiproc::usage_error);
+  EXPECT_THROW(pool.submit(mpiproc::task_options{.rank = -2}, where, 0), mpiproc::usage_error);
+  pool.close();
+}
+
+// Messages past the posted receives' size (64 KiB) come in two: long arguments and results, placed
+// and not, and steals of many tasks with arguments of some size.
+TEST(TaskPool, LongArgumentsResultsAndSteals) {
+  mpiproc::task_pool pool(world());
+  const auto reverse = pool.define([](std::string text) { return std::string(text.rbegin(), text.rend()); });
+  const auto length = pool.define([](const std::vector<std::int64_t>& v) { return static_cast<std::int64_t>(v.size()); });
+  std::string text(300 * 1024, 'a');
+  for (std::size_t k = 0; k < text.size(); ++k) text[k] = static_cast<char>('a' + (k * 7 + static_cast<std::size_t>(world().rank())) % 26);
+  const std::string reversed(text.rbegin(), text.rend());
+  std::vector<mpiproc::future<std::string>> long_ones;
+  for (int r = 0; r < world().size(); ++r) long_ones.push_back(pool.submit(mpiproc::task_options{.rank = r}, reverse, text));
+  long_ones.push_back(pool.submit(reverse, text));
+  std::vector<mpiproc::future<std::int64_t>> many;
+  for (int k = 0; k < 3000; ++k) many.push_back(pool.submit(length, std::vector<std::int64_t>(static_cast<std::size_t>(40 + k % 7), k)));
+  for (const auto& f : long_ones) EXPECT_EQ(f.get(), reversed);
+  for (int k = 0; k < 3000; ++k) EXPECT_EQ(many[static_cast<std::size_t>(k)].get(), 40 + k % 7);
+  pool.close();
+}
+
+// future::ready() takes the outcomes that came while this rank computed.
+TEST(TaskPool, ReadySeesResultsThatCameWhileTheRankComputed) {
+  if (world().size() < 2) GTEST_SKIP() << "needs a second rank to run the task";
+  mpiproc::task_pool pool(world());
+  const auto twice = pool.define([](int x) { return 2 * x; });
+  if (world().rank() == 0) {
+    auto f = pool.submit(mpiproc::task_options{.rank = 1}, twice, 21);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!f.ready() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(f.ready());
+    EXPECT_EQ(f.get(), 42);
+  }
+  pool.close();
+}
+
 TEST(Process, StartJoinIsAliveExitcodeAndResult) {
   mpiproc::task_pool pool(world());
   const auto nap = pool.define([](int ms) {
