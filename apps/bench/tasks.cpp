@@ -5,10 +5,9 @@
 //   8 bytes to a worker and a new one as each result comes back, 64 in flight per worker);
 // - throughput, every rank: each submits tasks / P and gets them (raw: none; the farm's row is
 //   the reference);
-// - round trip: rank 0 submits one task to the last rank's queue and gets it, in close() there
+// - round trip: rank 0 submits one task placed on the last rank and gets it, in close() there
 //   (raw: an 8-byte MPI_Send / MPI_Recv ping-pong between the same ranks); the row says how many
-//   of the tasks the last rank ran: rank 0, waiting, takes back a task the last rank has not
-//   started;
+//   of the tasks the last rank ran (all: a placed task runs on its rank);
 // - local: one task submitted and got on rank 0 alone (no raw form).
 #include "tasks.hpp"
 
@@ -95,7 +94,7 @@ bool is_task_workload(const std::string& w) { return w == "tasks"; }
 void compare_tasks(const mpiproc::communicator& world, std::int64_t tasks, int trials) {
   const int rank = world.rank(), ranks = world.size(), last = ranks - 1;
   constexpr double unset = std::numeric_limits<double>::max();
-  std::int64_t ran_there = 0;  // round trips whose task the last rank ran (the others: rank 0 took it back)
+  std::int64_t ran_there = 0;  // round trips whose task the last rank ran
   const int rounds = 2000;
   row one{"tasks, rank 0 submits", unset, unset, tasks}, every{"tasks, every rank submits", unset, -1, tasks};
   row trip{"task round trip", unset, unset, rounds}, local{"task on its own rank", unset, -1, rounds};

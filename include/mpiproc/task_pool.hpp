@@ -46,8 +46,10 @@ class task<R(Args...)> {
 
 /// How one task is submitted (task_pool::submit).
 struct task_options {
-  /// The rank whose queue the task waits in (-1: the submitting rank's). Any idle rank may still
-  /// take it from there.
+  /// The rank that runs the task (-1: any: it waits in the submitting rank's queue, and an idle
+  /// rank may take it from there). A placed task goes straight to that rank, which runs it when it
+  /// next waits in the pool (get, wait, close), no other rank taking it, so a rank that waits for
+  /// it outside the pool (in a collective of its own, say) waits forever.
   int rank = -1;
   /// Seconds from the submit after which the task's future fails with timeout_error, if no result
   /// came by then (0: no limit). A task that has not started by then never starts; one that runs
@@ -71,10 +73,11 @@ inline constexpr bool takes_pool<First, A...> = std::is_same_v<First, task_pool&
 /// A pool of every rank of a communicator that runs submitted tasks: each rank submits tasks
 /// whenever it likes (tasks too may submit tasks), and runs tasks while it waits for a result
 /// (future::get, wait_any, as_completed) and in close(). A task waits in its submitter's queue;
-/// a rank with nothing to run takes the oldest half (up to 64) of another rank's queue, answered
-/// by that rank's service thread even while it computes, so no rank sits idle as a master and a
-/// busy rank's tasks still run. A task that throws fails its own future (remote_error naming the
-/// rank and the message); the pool goes on.
+/// a rank with nothing to run takes the oldest half (up to 1024) of another rank's queue,
+/// answered by that rank's service thread even while it computes, so no rank sits idle as a
+/// master and a busy rank's tasks still run. Results go back to the submitter in batches, which
+/// it takes when it next looks (a wait, future::ready). A task that throws fails its own future
+/// (remote_error naming the rank and the message); the pool goes on.
 ///
 ///   mpiproc::task_pool pool(world);
 ///   auto square = pool.define([](std::int64_t x) { return x * x; });

@@ -31,9 +31,10 @@ struct task_state {
   double limit_seconds = 0;
 };
 
-/// A rank's side of a task pool. Its queue is served to the other ranks by the service thread
-/// (they steal from it, and results come back through it) while the rank computes; the rank runs
-/// tasks itself only inside pool calls that wait (wait, close).
+/// A rank's side of a task pool. Its messages (tasks placed, steals, results) travel on its own
+/// communicator: the main thread takes them while it waits in the pool (work_until, ready), and
+/// the service thread takes steals while the rank computes, so a busy rank's queue still serves
+/// the others. The rank runs tasks itself only inside pool calls that wait (wait, close).
 class pool_core {
  public:
   /// Runs a task on its encoded arguments: its encoded result, or what it throws.
@@ -61,7 +62,7 @@ class pool_core {
   bool work_until(const std::function<bool()>& done, const deadline& until);
   /// Whether `state` is settled, settling it as timed out where its limit passed.
   static bool settled(task_state& state);
-  /// As settled(), after taking the outcomes that came for this rank.
+  /// As settled(), after taking the outcomes that came for this rank meanwhile.
   bool ready(task_state& state);
   /// Removes `state`'s task if it has not left this rank's queue: true if it did (it is then
   /// cancelled), false if it runs or ran.
