@@ -167,10 +167,15 @@ struct pool_core::shared {
   alignas(line) std::mutex sending;
   std::deque<std::pair<MPI_Request, std::string>> sends;  // oldest first; a deque moves none
   MPI_Comm comm = MPI_COMM_NULL;  // the pool's own: its messages, and close()'s waves
-  // Each channel's receive posted ahead, and its buffer; one thread at a time tests them.
+  // Each channel's receive posted ahead (persistent: started again after each message), and its
+  // buffer; one thread at a time tests them, until unpost().
   alignas(line) std::mutex receiving;
   MPI_Request posted[channels] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   std::vector<char> inbox[channels];
+  bool listening = false;
+  // A task placed on this rank that its main thread took while waiting: it runs next, without
+  // going through the queue (main thread only).
+  std::optional<queued_task> next_task;
   std::unique_ptr<service_endpoint> endpoint;  // its service thread polls `comm` for this rank
   bool closed = false;
   bool closing = false;  // in close()
@@ -216,10 +221,20 @@ struct pool_core::shared {
     auto& [request, bytes] = sends.emplace_back(MPI_REQUEST_NULL, std::move(message));
     MPIPROC_CHECK(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, comm, &request));
   }
-  /// Lets go of the oldest sends, up to the first that has not completed (`sending` held).
+  /// Lets go of the oldest sends, up to the first that has not completed (`sending` held): one
+  /// MPI call tests them all.
   void reap() {
-    while (!sends.empty() && completed(sends.front().first)) sends.pop_front();
+    reaping.clear();
+    for (const auto& [request, bytes] : sends) reaping.push_back(request);
+    reaped.resize(reaping.size());
+    int count = 0;
+    MPIPROC_CHECK(MPI_Testsome(static_cast<int>(reaping.size()), reaping.data(), &count, reaped.data(),
+                               MPI_STATUSES_IGNORE));
+    for (std::size_t k = 0; k < reaping.size(); ++k) sends[k].first = reaping[k];  // completed: null
+    while (!sends.empty() && sends.front().first == MPI_REQUEST_NULL) sends.pop_front();
   }
+  std::vector<MPI_Request> reaping;  // reap's, kept for their room
+  std::vector<int> reaped;
 
   void record_left(int gone) {
     int expected = -1;
@@ -349,13 +364,17 @@ struct pool_core::shared {
     arrived();
   }
 
-  /// Takes one message from `source`.
-  void take(int source, std::string_view message) {
+  /// Takes one message from `source` (on the service thread, or not).
+  void take(int source, std::string_view message, bool service) {
     byte_reader in{message};
     const std::uint64_t kind = in.number();
     if (kind == kind_task) {
       queued_task t = get_task(in);
       t.placed = true;
+      if (!service && main.load() == looking && !next_task) {  // work_until runs it next
+        next_task = std::move(t);
+        return;
+      }
       {
         std::lock_guard guard(lock);
         queue.push_back(std::move(t));
@@ -380,9 +399,17 @@ struct pool_core::shared {
   }
 
   /// Posts channel c's receive for its next message.
-  void post(int c) {
-    MPIPROC_CHECK(MPI_Irecv(inbox[c].data(), static_cast<int>(short_message), MPI_BYTE, MPI_ANY_SOURCE, short_tag(c),
-                            comm, &posted[c]));
+  void post(int c) { MPIPROC_CHECK(MPI_Start(&posted[c])); }
+
+  /// Makes both channels' receives and posts them.
+  void listen() {
+    for (int c = 0; c < channels; ++c) {
+      inbox[c].resize(short_message);
+      MPIPROC_CHECK(MPI_Recv_init(inbox[c].data(), static_cast<int>(short_message), MPI_BYTE, MPI_ANY_SOURCE,
+                                  short_tag(c), comm, &posted[c]));
+      post(c);
+    }
+    listening = true;
   }
 
   /// Takes a message that came on either channel (the main thread), or for the service thread
@@ -394,6 +421,7 @@ struct pool_core::shared {
       guard.lock();
     else if (!guard.try_lock())
       return false;
+    if (!listening) return false;
     int c = stealing, found = 0;
     MPI_Status status;
     if (work_too)
@@ -413,7 +441,7 @@ struct pool_core::shared {
       post(c);  // the buffer is free again
     }
     try {
-      take(status.MPI_SOURCE, message);
+      take(status.MPI_SOURCE, message, service);
     } catch (...) {
       if (longer.empty()) post(c);
       throw;
@@ -425,11 +453,13 @@ struct pool_core::shared {
   /// Ends both posted receives (close, abandon): nothing more comes.
   void unpost() noexcept {
     std::lock_guard guard(receiving);
-    for (MPI_Request& r : posted)
-      if (r != MPI_REQUEST_NULL) {
-        MPI_Cancel(&r);
-        MPI_Wait(&r, MPI_STATUS_IGNORE);
-      }
+    if (!listening) return;
+    listening = false;
+    for (MPI_Request& r : posted) {
+      MPI_Cancel(&r);
+      MPI_Wait(&r, MPI_STATUS_IGNORE);
+      MPI_Request_free(&r);
+    }
   }
 
   /// The service thread's share of the messages (see main_thread_is). While the rank computes,
@@ -489,6 +519,13 @@ struct pool_core::shared {
       bytes = "mpiproc: usage_error: rank " + std::to_string(rank) +
               " has no task of this number and type (every rank must define the same tasks in the same order)";
     } else {
+      // The service thread answers steals meanwhile, as while the rank computes its own code.
+      struct computing_meanwhile {
+        std::atomic<int>& main;
+        int was;
+        explicit computing_meanwhile(std::atomic<int>& m) : main(m), was(m.exchange(computing)) {}
+        ~computing_meanwhile() { main.store(was); }
+      } meanwhile(main);
       try {
         bytes = runners[t.function](t.args);
       } catch (const std::exception& e) {
@@ -501,6 +538,13 @@ struct pool_core::shared {
     }
     if (t.submitter == rank) {
       settle(t.id, status, rank, std::move(bytes));
+      return;
+    }
+    if (held.load() == 0 && queued.load() == 0) {  // nothing else to run or send: no batch
+      byte_writer out(64 + bytes.size());
+      out.number(kind_results).number(1).number(t.id).number(static_cast<std::uint64_t>(status));
+      out.number(static_cast<std::uint64_t>(rank)).bytes(bytes);
+      send(t.submitter, out.take());
       return;
     }
     bool full = false;
@@ -559,10 +603,7 @@ pool_core::pool_core(const communicator& comm) : shared_(std::make_shared<shared
   shared_->victim = (rank_ + 1) % size_;
   shared_->outgoing.resize(static_cast<std::size_t>(size_));
   MPIPROC_CHECK(MPI_Comm_dup(comm.native(), &shared_->comm));
-  for (int c = 0; c < channels; ++c) {
-    shared_->inbox[c].resize(short_message);
-    shared_->post(c);
-  }
+  shared_->listen();
   std::weak_ptr<shared> weak = shared_;
   // The endpoint's barrier: every rank's communicator is there before any message is sent.
   shared_->endpoint = std::make_unique<service_endpoint>(comm, 0, nullptr, nullptr, [weak]() noexcept {
@@ -681,9 +722,20 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
   if (s.closed) return done();
   struct in_pool {  // the service thread leaves the messages to this thread meanwhile
     std::atomic<int>& main;
-    explicit in_pool(std::atomic<int>& m) : main(m) { main.store(shared::looking); }
-    ~in_pool() { main.store(shared::computing); }
+    int was;
+    explicit in_pool(std::atomic<int>& m) : main(m), was(m.exchange(shared::looking)) {}
+    ~in_pool() { main.store(was); }
   } looks(s.main);
+  // Takes a message, and runs the task it placed here, if it did: whether one came.
+  const auto look = [&s] {
+    if (!s.receive()) return false;
+    if (s.next_task) {
+      queued_task t = std::move(*s.next_task);
+      s.next_task.reset();
+      s.run(t);
+    }
+    return true;
+  };
   int runs = 0;
   // With nothing to do, a rank spins a while (an answer often comes that soon), reading the clock
   // only every few rounds (a read costs as much as a look for messages here), then yields, then
@@ -699,7 +751,7 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
       // Between its own tasks, a rank looks for messages (steals to answer, results) every few.
       if (++runs == runs_between_looks) {
         runs = 0;
-        s.receive();
+        look();
       }
       idle_rounds = 0;
       spinning = true;
@@ -711,7 +763,7 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
     s.flush_all();
     if (done()) return true;
     if (const int gone = s.left.load(); gone >= 0) throw peer_failed(gone);
-    if (s.receive()) {
+    if (look()) {
       idle_rounds = 0;
       spinning = true;
       continue;
