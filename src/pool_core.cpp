@@ -168,14 +168,15 @@ struct pool_core::shared {
   std::deque<std::pair<MPI_Request, std::string>> sends;  // oldest first; a deque moves none
   MPI_Comm comm = MPI_COMM_NULL;  // the pool's own: its messages, and close()'s waves
   // Each channel's receive posted ahead (persistent: started again after each message), and its
-  // buffer; one thread at a time tests them, until unpost().
-  alignas(line) std::mutex receiving;
+  // buffer, until unpost(). One thread at a time tests them: the main thread while it looks, the
+  // service thread otherwise (see main_thread_is).
   MPI_Request posted[channels] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   std::vector<char> inbox[channels];
   bool listening = false;
-  // A task placed on this rank that its main thread took while waiting: it runs next, without
+  // A task placed on this rank that work_until's look took (while `direct`): it runs next, without
   // going through the queue (main thread only).
   std::optional<queued_task> next_task;
+  bool direct = false;
   std::unique_ptr<service_endpoint> endpoint;  // its service thread polls `comm` for this rank
   bool closed = false;
   bool closing = false;  // in close()
@@ -183,11 +184,22 @@ struct pool_core::shared {
   std::atomic<bool> abandoned{false};  // this rank left it
   // Where the main thread is, which says what the service thread takes (poll_for_main):
   enum main_thread_is : int {
-    computing,  // outside the pool: the service thread takes steals and their answers
+    computing,  // outside the pool, or in a task: the service thread takes steals and answers
     looking,    // waiting in the pool, awake: it takes every message itself
     napping,    // waiting in the pool, asleep: the service thread takes every message and wakes it
   };
   alignas(line) std::atomic<int> main{computing};
+  std::atomic<bool> service_in{false};  // the service thread is testing the receives
+
+  /// Moves the main thread to `to`, returning where it was. Looking, it tests the receives
+  /// itself: it waits for the service thread to be done with them first (the service thread
+  /// marks service_in before it reads `main`, so one of the two sees the other).
+  int move_main(int to) {
+    const int was = main.exchange(to);
+    if (to == looking)
+      while (service_in.load()) cpu_relax();
+    return was;
+  }
   std::atomic<int> closers{0};  // other ranks in close()
   // close()'s wave in flight: kept here, since MPI writes `sums` until it completes.
   MPI_Request wave = MPI_REQUEST_NULL;
@@ -371,7 +383,7 @@ struct pool_core::shared {
     if (kind == kind_task) {
       queued_task t = get_task(in);
       t.placed = true;
-      if (!service && main.load() == looking && !next_task) {  // work_until runs it next
+      if (!service && direct && !next_task) {  // work_until runs it next
         next_task = std::move(t);
         return;
       }
@@ -416,11 +428,6 @@ struct pool_core::shared {
   /// (which leaves them to the main thread if it tests them meanwhile): whether one had. One at
   /// a time: the caller acts on it (runs the task, sees the result) before it looks again.
   bool receive(bool service = false, bool work_too = true) {
-    std::unique_lock guard(receiving, std::defer_lock);
-    if (!service)
-      guard.lock();
-    else if (!guard.try_lock())
-      return false;
     if (!listening) return false;
     int c = stealing, found = 0;
     MPI_Status status;
@@ -450,9 +457,9 @@ struct pool_core::shared {
     return true;
   }
 
-  /// Ends both posted receives (close, abandon): nothing more comes.
+  /// Ends both posted receives (close, abandon; the main thread, the service thread done with
+  /// them): nothing more comes.
   void unpost() noexcept {
-    std::lock_guard guard(receiving);
     if (!listening) return;
     listening = false;
     for (MPI_Request& r : posted) {
@@ -466,11 +473,13 @@ struct pool_core::shared {
   /// results and placed tasks wait for it (its next wait in the pool, or future::ready): taking
   /// them here would cost the computing rank a core's share per task.
   bool poll_for_main() {
-    switch (main.load(std::memory_order_relaxed)) {
-      case looking: return false;
-      case napping: return receive(true, true);
-      default: return receive(true, false);
-    }
+    struct inside {
+      std::atomic<bool>& flag;
+      explicit inside(std::atomic<bool>& f) : flag(f) { flag.store(true); }
+      ~inside() { flag.store(false); }
+    } in(service_in);
+    const int now = main.load();
+    return now != looking && receive(true, now == napping);
   }
 
   /// Takes the results held for `to` (`lock` held) as a message: empty if none.
@@ -521,11 +530,11 @@ struct pool_core::shared {
     } else {
       // The service thread answers steals meanwhile, as while the rank computes its own code.
       struct computing_meanwhile {
-        std::atomic<int>& main;
+        shared& s;
         int was;
-        explicit computing_meanwhile(std::atomic<int>& m) : main(m), was(m.exchange(computing)) {}
-        ~computing_meanwhile() { main.store(was); }
-      } meanwhile(main);
+        explicit computing_meanwhile(shared& owner) : s(owner), was(owner.move_main(computing)) {}
+        ~computing_meanwhile() { s.move_main(was); }
+      } meanwhile(*this);
       try {
         bytes = runners[t.function](t.args);
       } catch (const std::exception& e) {
@@ -633,6 +642,7 @@ void pool_core::abandon() noexcept {
   } catch (...) {
   }
   s.endpoint->abandon();
+  s.move_main(shared::looking);  // for good: the service thread leaves the receives alone
   s.unpost();
 }
 
@@ -686,8 +696,12 @@ std::shared_ptr<task_state> pool_core::submit(std::uint32_t function, std::uint6
 bool pool_core::ready(task_state& state) {
   if (settled(state)) return true;
   // Outcomes wait for this rank to look (poll_for_main).
-  while (!shared_->closed && !settled(state) && shared_->receive()) {
+  shared& s = *shared_;
+  if (s.closed) return settled(state);
+  const int was = s.move_main(shared::looking);
+  while (!settled(state) && s.receive()) {
   }
+  s.move_main(was);
   return settled(state);
 }
 
@@ -721,14 +735,17 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
   shared& s = *shared_;
   if (s.closed) return done();
   struct in_pool {  // the service thread leaves the messages to this thread meanwhile
-    std::atomic<int>& main;
+    shared& s;
     int was;
-    explicit in_pool(std::atomic<int>& m) : main(m), was(m.exchange(shared::looking)) {}
-    ~in_pool() { main.store(was); }
-  } looks(s.main);
+    explicit in_pool(shared& owner) : s(owner), was(owner.move_main(shared::looking)) {}
+    ~in_pool() { s.move_main(was); }
+  } looks(s);
   // Takes a message, and runs the task it placed here, if it did: whether one came.
   const auto look = [&s] {
-    if (!s.receive()) return false;
+    s.direct = true;
+    const bool got = s.receive();
+    s.direct = false;
+    if (!got) return false;
     if (s.next_task) {
       queued_task t = std::move(*s.next_task);
       s.next_task.reset();
@@ -789,7 +806,8 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
     const auto wake = until ? std::min(now + nap, *until) : now + nap;
     s.main.store(shared::napping);
     if (s.queue.empty() && s.arrivals.load() == seen) s.activity.wait_until(guard, wake);
-    s.main.store(shared::looking);
+    guard.unlock();
+    s.move_main(shared::looking);
     nap = std::min<clock::duration>(2 * nap, idle_nap_last);
   }
 }
