@@ -8,8 +8,8 @@
 #include <mpiproc/error.hpp>
 
 #include <algorithm>
-#include <cstring>
 #include <atomic>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -349,28 +349,28 @@ struct pool_core::shared {
   void take_stolen(byte_reader& in) {
     const std::uint64_t got = in.number();
     {
-    std::lock_guard guard(lock);
-    if (got == pool_left) {
-      record_left(static_cast<int>(in.number()));
-    } else {
-      // The oldest runs first here (run_local takes the back); the newest are the first given away.
-      for (std::uint64_t k = 0; k < got; ++k) queue.push_front(get_task(in));
-      queued.store(queue.size());
-    }
-    asking = false;
-    if (got == 0) {  // the next request goes to the next rank; a victim with tasks is asked again
-      victim = (victim + 1) % size;
-      if (victim == rank) victim = (victim + 1) % size;
-    }
-    if (got > 0 && got != pool_left) {
-      empty_answers = 0;
-      steal_pause = clock::duration::zero();
-      steal_after = clock::time_point{};
-    } else if (++empty_answers >= size - 1) {
-      empty_answers = 0;
-      steal_pause = std::clamp<clock::duration>(2 * steal_pause, steal_pause_first, steal_pause_last);
-      steal_after = clock::now() + steal_pause;
-    }
+      std::lock_guard guard(lock);
+      if (got == pool_left) {
+        record_left(static_cast<int>(in.number()));
+      } else {
+        // The oldest runs first here (run_local takes the back); the newest are the first given away.
+        for (std::uint64_t k = 0; k < got; ++k) queue.push_front(get_task(in));
+        queued.store(queue.size());
+      }
+      asking = false;
+      if (got == 0) {  // the next request goes to the next rank; a victim with tasks is asked again
+        victim = (victim + 1) % size;
+        if (victim == rank) victim = (victim + 1) % size;
+      }
+      if (got > 0 && got != pool_left) {
+        empty_answers = 0;
+        steal_pause = clock::duration::zero();
+        steal_after = clock::time_point{};
+      } else if (++empty_answers >= size - 1) {
+        empty_answers = 0;
+        steal_pause = std::clamp<clock::duration>(2 * steal_pause, steal_pause_first, steal_pause_last);
+        steal_after = clock::now() + steal_pause;
+      }
     }
     answered.fetch_add(1);
     arrived();
