@@ -54,8 +54,12 @@ constexpr std::uint64_t pool_left = ~std::uint64_t{0};
 // Once every other rank answered a steal with nothing, an idle rank asks again after a pause
 // that doubles from the first to the last (and starts over once a steal brings tasks).
 constexpr std::chrono::microseconds steal_pause_first{20}, steal_pause_last{2000};
-// A rank running its own tasks looks for messages (steals to answer, results) after this many.
-constexpr int runs_between_looks = 16;
+// A rank running its own tasks looks for messages (steals to answer, results) after this many:
+// an MPI call costs a few tasks' time, and more with more ranks than cores (Open MPI yields the
+// core in each call that finds nothing); the service thread answers steals while tasks run.
+constexpr int runs_between_looks = 256;
+// A task running this long has the service thread answer steals for its rank.
+constexpr std::chrono::microseconds long_task{200};
 // close() tests its wave of counts once in this many looks.
 constexpr unsigned wave_looks = 16;
 // A rank lets go of its completed sends once this many are in flight.
@@ -169,7 +173,7 @@ struct pool_core::shared {
   MPI_Comm comm = MPI_COMM_NULL;  // the pool's own: its messages, and close()'s waves
   // Each channel's receive posted ahead (persistent: started again after each message), and its
   // buffer, until unpost(). One thread at a time tests them: the main thread while it looks, the
-  // service thread otherwise (see main_thread_is).
+  // service thread otherwise (see work_lock).
   MPI_Request posted[channels] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   std::vector<char> inbox[channels];
   bool listening = false;
@@ -184,20 +188,29 @@ struct pool_core::shared {
   std::atomic<bool> abandoned{false};  // this rank left it
   // Where the main thread is, which says what the service thread takes (poll_for_main):
   enum main_thread_is : int {
-    computing,  // outside the pool, or in a task: the service thread takes steals and answers
+    computing,  // outside the pool: the service thread takes steals and their answers
     looking,    // waiting in the pool, awake: it takes every message itself
+    running,    // running a task in the pool: the service thread takes steals and their answers
     napping,    // waiting in the pool, asleep: the service thread takes every message and wakes it
   };
   alignas(line) std::atomic<int> main{computing};
-  std::atomic<bool> service_in{false};  // the service thread is testing the receives
+  // Who tests a channel's receive holds its lock: the work channel's is the main thread's while
+  // it looks or runs a task, the stealing channel's whoever gets it first (never held across a
+  // task, so steals are answered while the rank runs one).
+  alignas(line) std::mutex work_lock;
+  alignas(line) std::mutex steal_lock;
+  std::atomic<std::uint64_t> tasks_run{0};  // tasks this rank started
+  // The service thread's: the task it saw running, since when.
+  std::uint64_t seen_task = ~std::uint64_t{0};
+  clock::time_point seen_since{};
 
-  /// Moves the main thread to `to`, returning where it was. Looking, it tests the receives
-  /// itself: it waits for the service thread to be done with them first (the service thread
-  /// marks service_in before it reads `main`, so one of the two sees the other).
+  /// Moves the main thread to `to`, returning where it was.
   int move_main(int to) {
-    const int was = main.exchange(to);
-    if (to == looking)
-      while (service_in.load()) cpu_relax();
+    const auto holds = [](int where) { return where == looking || where == running; };
+    const int was = main.load();
+    if (holds(to) && !holds(was)) work_lock.lock();
+    main.store(to);
+    if (!holds(to) && holds(was)) work_lock.unlock();
     return was;
   }
   std::atomic<int> closers{0};  // other ranks in close()
@@ -373,7 +386,7 @@ struct pool_core::shared {
       }
     }
     answered.fetch_add(1);
-    arrived();
+    if (got != 0) arrived();  // nothing came: no reason to wake, or to stay awake
   }
 
   /// Takes one message from `source` (on the service thread, or not).
@@ -385,6 +398,7 @@ struct pool_core::shared {
       t.placed = true;
       if (!service && direct && !next_task) {  // work_until runs it next
         next_task = std::move(t);
+        arrivals.fetch_add(1);
         return;
       }
       {
@@ -424,18 +438,22 @@ struct pool_core::shared {
     listening = true;
   }
 
-  /// Takes a message that came on either channel (the main thread), or for the service thread
-  /// (which leaves them to the main thread if it tests them meanwhile): whether one had. One at
-  /// a time: the caller acts on it (runs the task, sees the result) before it looks again.
-  bool receive(bool service = false, bool work_too = true) {
-    if (!listening) return false;
-    int c = stealing, found = 0;
+  /// Takes one message that came on a channel this thread may test: the work channel if `work`
+  /// (its caller holds work_lock), the stealing channel if steal_lock is free: whether one had.
+  /// One at a time: the caller acts on it (runs the task, sees the result) before it looks again.
+  bool receive(bool service, bool work) {
+    std::unique_lock steal(steal_lock, std::try_to_lock);
+    if (!listening || (!work && !steal.owns_lock())) return false;
+    int c = MPI_UNDEFINED, found = 0;
     MPI_Status status;
-    if (work_too)
+    if (work && steal.owns_lock()) {
       MPIPROC_CHECK(MPI_Testany(channels, posted, &c, &found, &status));
-    else
-      MPIPROC_CHECK(MPI_Test(&posted[stealing], &found, &status));
+    } else {
+      c = work ? channel::work : stealing;
+      MPIPROC_CHECK(MPI_Test(&posted[c], &found, &status));
+    }
     if (!found || c == MPI_UNDEFINED) return false;
+    if (c == channel::work && steal.owns_lock()) steal.unlock();
     int count = 0;
     MPIPROC_CHECK(MPI_Get_count(&status, MPI_BYTE, &count));
     std::string longer;
@@ -456,10 +474,12 @@ struct pool_core::shared {
     if (longer.empty()) post(c);  // the buffer is free again
     return true;
   }
+  /// The main thread's: it looks (holds work_lock).
+  bool receive() { return receive(false, true); }
 
-  /// Ends both posted receives (close, abandon; the main thread, the service thread done with
-  /// them): nothing more comes.
+  /// Ends both posted receives (close, abandon; the main thread, looking): nothing more comes.
   void unpost() noexcept {
+    const std::lock_guard steal(steal_lock);
     if (!listening) return;
     listening = false;
     for (MPI_Request& r : posted) {
@@ -473,13 +493,22 @@ struct pool_core::shared {
   /// results and placed tasks wait for it (its next wait in the pool, or future::ready): taking
   /// them here would cost the computing rank a core's share per task.
   bool poll_for_main() {
-    struct inside {
-      std::atomic<bool>& flag;
-      explicit inside(std::atomic<bool>& f) : flag(f) { flag.store(true); }
-      ~inside() { flag.store(false); }
-    } in(service_in);
     const int now = main.load();
-    return now != looking && receive(true, now == napping);
+    if (now == looking) return false;  // it looks itself: no MPI call beside it
+    if (now == running) {
+      // Only a long task: between short ones the main thread looks itself, and a service thread
+      // polling beside it would take a core's share from it.
+      const std::uint64_t task = tasks_run.load(std::memory_order_relaxed);
+      const auto at = clock::now();
+      if (task != seen_task) {
+        seen_task = task;
+        seen_since = at;
+      }
+      if (at - seen_since < long_task) return false;
+    }
+    std::unique_lock work(work_lock, std::defer_lock);
+    const bool all = now == napping && work.try_lock() && main.load() == napping;
+    return receive(true, all);
   }
 
   /// Takes the results held for `to` (`lock` held) as a message: empty if none.
@@ -528,13 +557,8 @@ struct pool_core::shared {
       bytes = "mpiproc: usage_error: rank " + std::to_string(rank) +
               " has no task of this number and type (every rank must define the same tasks in the same order)";
     } else {
-      // The service thread answers steals meanwhile, as while the rank computes its own code.
-      struct computing_meanwhile {
-        shared& s;
-        int was;
-        explicit computing_meanwhile(shared& owner) : s(owner), was(owner.move_main(computing)) {}
-        ~computing_meanwhile() { s.move_main(was); }
-      } meanwhile(*this);
+      tasks_run.fetch_add(1, std::memory_order_relaxed);
+      const int was = main.exchange(running);  // the service thread answers steals meanwhile
       try {
         bytes = runners[t.function](t.args);
       } catch (const std::exception& e) {
@@ -544,6 +568,7 @@ struct pool_core::shared {
         status = task_status::failed;
         bytes = "an exception of unknown type";
       }
+      main.store(was);
     }
     if (t.submitter == rank) {
       settle(t.id, status, rank, std::move(bytes));
@@ -642,8 +667,9 @@ void pool_core::abandon() noexcept {
   } catch (...) {
   }
   s.endpoint->abandon();
-  s.move_main(shared::looking);  // for good: the service thread leaves the receives alone
+  s.move_main(shared::looking);  // the service thread leaves the receives alone meanwhile
   s.unpost();
+  s.move_main(shared::computing);
 }
 
 bool pool_core::closed() const noexcept { return shared_->closed; }
@@ -781,8 +807,12 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
     if (done()) return true;
     if (const int gone = s.left.load(); gone >= 0) throw peer_failed(gone);
     if (look()) {
-      idle_rounds = 0;
-      spinning = true;
+      // Work or news came: quick looks again. A steal to answer, or an answer of nothing, leaves
+      // an idle rank on its way to napping (idle ranks asking each other would keep it awake).
+      if (s.arrivals.load() != seen) {
+        idle_rounds = 0;
+        spinning = true;
+      }
       continue;
     }
     if (spinning && idle_rounds++ % idle_clock_rounds != 0) {
@@ -804,7 +834,7 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
     }
     std::unique_lock guard(s.lock);
     const auto wake = until ? std::min(now + nap, *until) : now + nap;
-    s.main.store(shared::napping);
+    s.move_main(shared::napping);  // the service thread takes every message meanwhile
     if (s.queue.empty() && s.arrivals.load() == seen) s.activity.wait_until(guard, wake);
     guard.unlock();
     s.move_main(shared::looking);
