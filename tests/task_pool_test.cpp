@@ -235,6 +235,28 @@ TEST(TaskPool, ABusyRanksTasksRunOnTheOtherRanks) {
   pool.close();
 }
 
+// A rank inside a long task of its own does not hold its queue back either: its service thread
+// answers the others' steals while the task runs.
+TEST(TaskPool, ARankInALongTaskStillLendsItsQueue) {
+  if (world().size() < 2) GTEST_SKIP() << "needs a second rank to take the tasks";
+  mpiproc::task_pool pool(world());
+  const auto where = pool.define([](int) { return world().rank(); });
+  const auto nap = pool.define([](int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return world().rank();
+  });
+  if (world().rank() == 0) {
+    std::vector<mpiproc::future<int>> futures;
+    for (int k = 0; k < 100; ++k) futures.push_back(pool.submit(where, k));
+    // Placed here and the newest: rank 0 runs it first, for a second.
+    EXPECT_EQ(pool.submit(mpiproc::task_options{.rank = 0}, nap, 1000).get(), 0);
+    int elsewhere = 0;
+    for (const auto& f : futures) elsewhere += f.get() != 0 ? 1 : 0;
+    EXPECT_EQ(elsewhere, 100);
+  }
+  pool.close();
+}
+
 // task_options::rank: the task runs on that rank (while it waits, here in close()), whoever waits
 // for it meanwhile.
 TEST(TaskPool, APlacedTaskRunsOnItsRank) {
