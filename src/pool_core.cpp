@@ -557,8 +557,10 @@ struct pool_core::shared {
       bytes = "mpiproc: usage_error: rank " + std::to_string(rank) +
               " has no task of this number and type (every rank must define the same tasks in the same order)";
     } else {
-      tasks_run.fetch_add(1, std::memory_order_relaxed);
-      const int was = main.exchange(running);  // the service thread answers steals meanwhile
+      // The service thread answers steals meanwhile (only this thread writes either).
+      tasks_run.store(tasks_run.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      const int was = main.load(std::memory_order_relaxed);
+      main.store(running, std::memory_order_release);
       try {
         bytes = runners[t.function](t.args);
       } catch (const std::exception& e) {
@@ -568,7 +570,7 @@ struct pool_core::shared {
         status = task_status::failed;
         bytes = "an exception of unknown type";
       }
-      main.store(was);
+      main.store(was, std::memory_order_release);
     }
     if (t.submitter == rank) {
       settle(t.id, status, rank, std::move(bytes));
@@ -697,7 +699,7 @@ std::shared_ptr<task_state> pool_core::submit(std::uint32_t function, std::uint6
     state->limit = t.limit;
     state->limit_seconds = time_limit;
   }
-  s.created.fetch_add(1);
+  s.created.store(s.created.load(std::memory_order_relaxed) + 1);  // only this thread adds
   const bool here = where == -1 || where == rank_;
   std::string message;
   if (!here) {
@@ -790,7 +792,8 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
   clock::duration nap = idle_nap_first;
   for (;;) {
     const std::uint64_t seen = s.arrivals.load();
-    if (!done() && s.run_local()) {
+    const bool finished = done();
+    if (!finished && s.run_local()) {
       // Between its own tasks, a rank looks for messages (steals to answer, results) every few.
       if (++runs == runs_between_looks) {
         runs = 0;
@@ -804,7 +807,7 @@ bool pool_core::work_until(const std::function<bool()>& done, const deadline& un
     // Results held for other ranks go before this rank returns to its own code, which may wait
     // on those ranks.
     s.flush_all();
-    if (done()) return true;
+    if (finished) return true;
     if (const int gone = s.left.load(); gone >= 0) throw peer_failed(gone);
     if (look()) {
       // Work or news came: quick looks again. A steal to answer, or an answer of nothing, leaves

@@ -70,7 +70,7 @@ def main():
     farm = grab(r"raw farm .* ([\d.]+) tasks/s", ours)
     trip = grab(r"task round trip .*mpiproc +([\d.]+) us", ours)
     raw_trip = grab(r"raw send/recv round trip +([\d.]+) us", ours)
-    print(f"| mpiproc task_pool | {one:,.0f} ({every:,.0f} from every rank) | {trip:.1f} (to another rank's queue) |")
+    print(f"| mpiproc task_pool | {one:,.0f} ({every:,.0f} from every rank) | {trip:.1f} (placed on another rank) |")
     print(f"| raw MPI (task farm; send/recv ping-pong) | {farm:,.0f} | {raw_trip:.1f} |")
     rate, trip_us = r"tasks/s: ([\d.]+)", r"round trip: ([\d.]+) us"
     print(f"| mpi4py.futures | {grab(rate, fut_tput):,.0f} | {grab(trip_us, fut_rtt):.1f} |")
