@@ -33,8 +33,8 @@ struct task_state {
 
 /// A rank's side of a task pool. Its messages (tasks placed, steals, results) travel on its own
 /// communicator: the main thread takes them while it waits in the pool (work_until, ready), and
-/// the service thread takes steals while the rank computes, so a busy rank's queue still serves
-/// the others. The rank runs tasks itself only inside pool calls that wait (wait, close).
+/// the service thread takes steals while the rank computes (or runs a long task), so a busy rank's
+/// queue still serves the others. The rank runs tasks itself only inside pool calls that wait (wait, close).
 class pool_core {
  public:
   /// Runs a task on its encoded arguments: its encoded result, or what it throws.
