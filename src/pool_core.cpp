@@ -207,9 +207,9 @@ struct pool_core::shared {
   /// Moves the main thread to `to`, returning where it was.
   int move_main(int to) {
     const auto holds = [](int where) { return where == looking || where == running; };
-    const int was = main.load();
+    const int was = main.load(std::memory_order_relaxed);  // only this thread writes it
     if (holds(to) && !holds(was)) work_lock.lock();
-    main.store(to);
+    main.store(to, std::memory_order_release);  // the locks order what matters; this only advises
     if (!holds(to) && holds(was)) work_lock.unlock();
     return was;
   }
