@@ -209,7 +209,10 @@ struct pool_core::shared {
     const auto holds = [](int where) { return where == looking || where == running; };
     const int was = main.load(std::memory_order_relaxed);  // only this thread writes it
     if (holds(to) && !holds(was)) work_lock.lock();
-    main.store(to, std::memory_order_release);  // the locks order what matters; this only advises
+    // The locks order what matters, but for a nap: then the store comes before the main thread's
+    // look at `arrivals` (as arrived()'s count comes before its look at `main`), so that one of
+    // the two sees the other and no wakeup is lost.
+    main.store(to, to == napping ? std::memory_order_seq_cst : std::memory_order_release);
     if (!holds(to) && holds(was)) work_lock.unlock();
     return was;
   }
